@@ -1,0 +1,32 @@
+# One-command set-up: each target creates the virtual environment when it is missing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test ui bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch first, so no dependency can pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/regnet run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+	$(BIN)/dagster definitions validate -m regnet_assets.definitions
+
+ui: $(STAMP)
+	$(BIN)/regnet ui
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_pruning.py
+
+clean:
+	rm -rf regnet_storage .pytest_cache

@@ -1,0 +1,1 @@
+"""Assets by domain: one module per asset group."""

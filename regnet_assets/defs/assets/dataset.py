@@ -1,0 +1,146 @@
+"""The ``dataset`` group: the validated .h5mu, its metacells and the derived tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from regnet_assets.defs.resources import DatasetResource, StorageResource
+from regnet_assets.science import candidates, dataset, motifs
+from regnet_assets.science import metacells as metacell_science
+from regnet_assets.storage.parquet import write_atomic
+
+GROUP = "dataset"
+
+
+@dataclass(frozen=True)
+class H5muRef:
+    """Where a validated .h5mu lives, and what it holds (what the pickle IO manager stores)."""
+
+    path: str
+    simulated: bool
+    n_cells: int
+    n_genes: int
+    n_peaks: int
+
+
+def _ref(path: Path, mdata, simulated: bool) -> H5muRef:
+    return H5muRef(str(path), simulated, mdata.n_obs, mdata["rna"].n_vars, mdata["atac"].n_vars)
+
+
+def _read(ref: H5muRef):
+    return dataset.read_multiome(ref.path)
+
+
+@dg.asset(group_name=GROUP, io_manager_key="object_io_manager", kinds={"h5mu"})
+def multiome(
+    context: dg.AssetExecutionContext, dataset_config: DatasetResource, storage: StorageResource
+) -> H5muRef:
+    """The multiome dataset: the user's .h5mu, validated, or the simulated default with truth."""
+    if dataset_config.simulated:
+        from regnet_assets.science.simulate import simulate
+
+        mdata = simulate(dataset_config.simulation_config())
+        dataset.validate_multiome(mdata, groupby=dataset_config.groupby)
+        path = storage.path / "dataset" / "simulated.h5mu"
+        write_atomic(path, lambda tmp: mdata.write(str(tmp)))
+    else:
+        path = Path(dataset_config.path).resolve()
+        mdata = dataset.read_multiome(path)
+        dataset.validate_multiome(mdata, groupby=dataset_config.groupby)
+    ref = _ref(path, mdata, dataset_config.simulated)
+    context.add_output_metadata(
+        {"path": dg.MetadataValue.path(ref.path), "cells": ref.n_cells, "genes": ref.n_genes,
+         "peaks": ref.n_peaks, "simulated": ref.simulated}
+    )
+    return ref
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"})
+def peak_gene_links(multiome: H5muRef) -> pd.DataFrame:
+    """Peak → gene links with the distance to the TSS (given, or derived within ±500 kb)."""
+    return dataset.peak_to_gene(_read(multiome))
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"})
+def motif_hits(context: dg.AssetExecutionContext, multiome: H5muRef) -> pd.DataFrame:
+    """TF motif hits per peak (long form): given in the file, or scanned with JASPAR2024 PWMs."""
+    mdata = _read(multiome)
+    hits, tfs, source = motifs.dataset_motif_hits(mdata)
+    peaks = mdata["atac"].var_names
+    coo = hits.tocoo()
+    table = pd.DataFrame({"peak": peaks[coo.row], "tf": [tfs[j] for j in coo.col]})
+    context.add_output_metadata({"source": source, "tfs": len(tfs)})
+    return table.sort_values(["peak", "tf"], ignore_index=True)
+
+
+class MetacellConfig(dg.Config):
+    """Cell2Net aggregation: kNN groups of raw counts around seeds spread over PCA space."""
+
+    n_metacells: int = 400
+    k: int = 15
+    seed: int = 0
+    train_fraction: float = 0.8
+
+
+@dg.asset(group_name=GROUP, io_manager_key="object_io_manager", kinds={"h5mu"})
+def metacell_multiome(
+    config: MetacellConfig, multiome: H5muRef, dataset_config: DatasetResource,
+    storage: StorageResource,
+) -> H5muRef:
+    """Metacells: summed raw counts of each seed's kNN group, with covariates and the split."""
+    mc = metacell_science.make_metacells(
+        _read(multiome), n_metacells=config.n_metacells, k=config.k,
+        groupby=dataset_config.groupby, seed=config.seed, train_fraction=config.train_fraction,
+    )
+    path = storage.path / "dataset" / "metacells.h5mu"
+    write_atomic(path, lambda tmp: mc.write(str(tmp)))
+    return _ref(path, mc, multiome.simulated)
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"})
+def metacells(metacell_multiome: H5muRef) -> pd.DataFrame:
+    """One row per metacell: label, batch, condition, covariates and train/valid split."""
+    return metacell_science.split_table(_read(metacell_multiome))
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"})
+def gene_tf_candidates(
+    peak_gene_links: pd.DataFrame, motif_hits: pd.DataFrame, metacell_multiome: H5muRef
+) -> pd.DataFrame:
+    """Candidate regulators: expressed TFs whose motif hits a peak linked to the gene."""
+    mc = _read(metacell_multiome)
+    return candidates.candidates_from_tables(peak_gene_links, motif_hits, mc["rna"])
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"})
+def genes(peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame) -> pd.DataFrame:
+    """Every linked gene with its peak and candidate-TF counts; ``modelable`` genes become partitions."""
+    return candidates.gene_table(peak_gene_links, gene_tf_candidates)
+
+
+def _truth(multiome: H5muRef, key: str, columns: list[str]) -> pd.DataFrame:
+    if not multiome.simulated:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return pd.DataFrame(_read(multiome).uns[key]).reset_index(drop=True)
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"})
+def truth_tf_gene(multiome: H5muRef) -> pd.DataFrame:
+    """The simulator's signed TF → gene edges (empty for a user's dataset)."""
+    return _truth(multiome, "truth_tf_gene", ["tf", "gene", "sign", "weight", "cell_types"])
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"})
+def truth_signalling(multiome: H5muRef) -> pd.DataFrame:
+    """The simulator's receptor → kinase → TF hierarchy (empty for a user's dataset)."""
+    return _truth(multiome, "truth_signalling", ["source", "target", "sign", "level"])
+
+
+DATASET_TABLES = [
+    peak_gene_links, motif_hits, metacells, gene_tf_candidates, genes, truth_tf_gene, truth_signalling,
+]
+DATASET_ASSETS = [multiome, metacell_multiome, *DATASET_TABLES]

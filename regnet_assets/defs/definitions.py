@@ -1,0 +1,37 @@
+"""Wires assets, checks, resources, IO managers and sensors into one ``Definitions``."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from regnet_assets.defs.assets.catalog import catalog_asset
+from regnet_assets.defs.assets.dataset import DATASET_ASSETS, DATASET_TABLES
+from regnet_assets.defs.io_managers import ParquetIOManager, PickleIOManager
+from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
+from regnet_assets.defs.sensors import gene_sensor_factory
+
+TABLE_ASSETS = [*DATASET_TABLES]
+ALL_ASSETS = [*DATASET_ASSETS, catalog_asset(TABLE_ASSETS)]
+
+
+def make_resources(storage_root: str = "", dataset: DatasetResource | None = None,
+                   device: str = "auto") -> dict:
+    storage = StorageResource(root=storage_root)
+    return {
+        "storage": storage,
+        "dataset_config": dataset or DatasetResource(),
+        "device": TorchDeviceResource(device=device),
+        "io_manager": ParquetIOManager(storage=storage),
+        "object_io_manager": PickleIOManager(storage=storage),
+    }
+
+
+def _default_storage():
+    return StorageResource().path
+
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    resources=make_resources(),
+    sensors=[gene_sensor_factory(_default_storage)],
+)

@@ -1,0 +1,97 @@
+"""IO managers: tables to atomic Parquet (one file per gene partition), objects to pickles.
+
+Reading all partitions of a table is one DuckDB scan over the files, not one read per file,
+so a fan-in over thousands of genes stays fast (reference/dagster.md §2–3).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+import dagster as dg
+
+from regnet_assets.defs.resources import StorageResource
+from regnet_assets.storage import read_table, write_table
+from regnet_assets.storage.parquet import PARTITION_COLUMN, partition_path
+
+
+def _table(context) -> str:
+    return context.asset_key.path[-1]
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """Stores DataFrames as Parquet tables under the storage folder."""
+
+    storage: dg.ResourceDependency[StorageResource]
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | dict) -> None:
+        root, table = self.storage.path, _table(context)
+        if not context.has_asset_partitions:
+            write_table(root, table, obj)
+            rows = len(obj)
+        else:
+            parts = _split_by_partition(obj, context.asset_partition_keys)
+            for key, frame in parts.items():
+                write_table(root, table, frame, key)
+            rows = sum(len(f) for f in parts.values())
+        context.add_output_metadata(
+            {"dagster/row_count": rows, "path": dg.MetadataValue.path(str(root / table))}
+        )
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        """The upstream partitions this step depends on, or the whole table, in one scan.
+
+        Partitions that were never written (a failed gene) are left out with a warning rather
+        than failing every downstream summary.
+        """
+        root, table = self.storage.path, _table(context)
+        if not context.has_asset_partitions:
+            return read_table(root, table)
+        keys = list(context.asset_partition_keys)
+        present = [k for k in keys if partition_path(root, table, k).exists()]
+        if len(present) < len(keys):
+            context.log.warning(f"{table}: {len(keys) - len(present)} of {len(keys)} partitions missing")
+        if not present:
+            raise FileNotFoundError(f"table {table!r} has none of the {len(keys)} requested partitions")
+        return read_table(root, table, present)
+
+
+def _split_by_partition(obj, keys: list[str]) -> dict[str, pd.DataFrame]:
+    """Accept ``{gene: frame}`` or one frame with a ``gene`` column; every key gets a file."""
+    if isinstance(obj, dict):
+        unknown = set(obj) - set(keys)
+        if unknown:
+            raise ValueError(f"output names partitions outside this run: {sorted(unknown)[:5]}")
+        return {k: obj[k] for k in keys if k in obj}
+    if len(keys) == 1 and PARTITION_COLUMN not in obj.columns:
+        return {keys[0]: obj}
+    grouped = dict(tuple(obj.groupby(PARTITION_COLUMN, sort=False)))
+    return {k: grouped.get(k, obj.iloc[0:0]) for k in keys}
+
+
+class PickleIOManager(dg.ConfigurableIOManager):
+    """Small Python objects (dataset references, summaries) as atomic pickles."""
+
+    storage: dg.ResourceDependency[StorageResource]
+
+    def _path(self, context):
+        from regnet_assets.storage.parquet import validate_key
+
+        name = _table(context)
+        folder = self.storage.path / "objects"
+        if context.has_asset_partitions:
+            return folder / name / f"{validate_key(context.asset_partition_key)}.pickle"
+        return folder / f"{name}.pickle"
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        import pickle
+
+        from regnet_assets.storage.parquet import write_atomic
+
+        data = pickle.dumps(obj)
+        write_atomic(self._path(context), lambda tmp: tmp.write_bytes(data))
+
+    def load_input(self, context: dg.InputContext):
+        import pickle
+
+        return pickle.loads(self._path(context).read_bytes())
