@@ -6,12 +6,13 @@ import dagster as dg
 
 from regnet_assets.defs.assets.catalog import catalog_asset
 from regnet_assets.defs.assets.dataset import DATASET_ASSETS, DATASET_TABLES
+from regnet_assets.defs.assets.models import MODEL_ASSETS
 from regnet_assets.defs.io_managers import ParquetIOManager, PickleIOManager
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
 from regnet_assets.defs.sensors import gene_sensor_factory
 
-TABLE_ASSETS = [*DATASET_TABLES]
-ALL_ASSETS = [*DATASET_ASSETS, catalog_asset(TABLE_ASSETS)]
+TABLE_ASSETS = [*DATASET_TABLES, *MODEL_ASSETS]
+ALL_ASSETS = [*DATASET_ASSETS, *MODEL_ASSETS, catalog_asset(TABLE_ASSETS)]
 
 
 def make_resources(storage_root: str = "", dataset: DatasetResource | None = None,
