@@ -117,9 +117,12 @@ def gene_tf_candidates(
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"})
-def genes(peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame) -> pd.DataFrame:
+def genes(
+    peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame, multiome: H5muRef
+) -> pd.DataFrame:
     """Every linked gene with its peak and candidate-TF counts; ``modelable`` genes become partitions."""
-    return candidates.gene_table(peak_gene_links, gene_tf_candidates)
+    order = _read(multiome)["rna"].var_names
+    return candidates.gene_table(peak_gene_links, gene_tf_candidates, gene_order=order)
 
 
 def _truth(multiome: H5muRef, key: str, columns: list[str]) -> pd.DataFrame:
