@@ -1,6 +1,5 @@
 """Figures: saved as PNG beside the tables and embedded in the UI as markdown metadata."""
 
-from __future__ import annotations
 
 import base64
 

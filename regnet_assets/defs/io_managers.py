@@ -4,7 +4,6 @@ Reading all partitions of a table is one DuckDB scan over the files, not one rea
 so a fan-in over thousands of genes stays fast (reference/dagster.md §2–3).
 """
 
-from __future__ import annotations
 
 import pandas as pd
 

@@ -1,6 +1,5 @@
 """Resources: which dataset, where results live, and which torch device trains models."""
 
-from __future__ import annotations
 
 import re
 from pathlib import Path

@@ -7,7 +7,6 @@
 Each phase is an ordinary Dagster run against the given instance, visible in the UI.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path

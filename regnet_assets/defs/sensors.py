@@ -1,6 +1,5 @@
 """Sensors: register the dataset's modelable genes as ``genes`` partitions."""
 
-from __future__ import annotations
 
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 """The ``catalog`` group: the DuckDB catalog file, refreshed once after the tables."""
 
-from __future__ import annotations
 
 import dagster as dg
 

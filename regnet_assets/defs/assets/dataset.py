@@ -1,6 +1,5 @@
 """The ``dataset`` group: the validated .h5mu, its metacells and the derived tables."""
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path

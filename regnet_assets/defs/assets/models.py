@@ -4,7 +4,6 @@ One run trains all of its genes together (``context.partition_keys``), on the de
 resource picks, and writes each gene's rows to its own partition of every table.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import numpy as np

@@ -1,0 +1,677 @@
+"""The embedded default dataset: a simulated single-cell multiome (.h5mu) with known ground truth.
+
+Why a simulator: no public multiome dataset comes with the true regulatory network, so nothing
+could tell whether the platform finds real regulation or just fits curves. Here every stage
+can be scored: the TF -> gene edges, the functional peaks and their motifs, the signalling
+hierarchy above the TFs, and each cell's true expected count (the oracle).
+
+The names and edges are real wherever that is possible, so downstream biology (GO enrichment,
+prior-knowledge networks) behaves as on real data:
+
+* TFs have a JASPAR2024 CORE vertebrate motif *and* a DoRothEA regulon (confidence A-C);
+* target genes are those TFs' DoRothEA targets and the true edges and their signs (``mor``)
+  are DoRothEA's;
+* the signalling hierarchy (TGFBR2 -> MAP3K7 -> IKBKB / MAPK8 / MAPK14 -> RELA, JUN, ATF2)
+  uses edges that all exist, with the same sign, in the shipped signalling PKN.
+
+Generative model (per cell c, type k(c), batch b(c)):
+
+* TF activity a[c, t] = programme[k, t] (cell-type specific) + within-type variation (a few
+  shared latent factors plus TF-specific noise, so regulation is identifiable *within* a type)
+  + the signalling input for the hierarchy's TFs in 'stimulated' cells.
+* Peak openness o[c, p] = base + cell-type offset + noise; a *functional* peak (one carrying a
+  planted motif of a TF that truly regulates the gene) also opens with that TF's activity,
+  more for peaks near the TSS; for edges restricted to some cell types the peak is closed
+  elsewhere. ATAC counts are NB around exp(o) x ATAC library size.
+* Target log-mean = base + sum over true edges of sign * weight * a[c, tf] (only in the edge's
+  cell types) + sign * beta * proximity * (o[c, p] - mean) over its functional peaks + batch
+  effect (gene-specific) + log library size (batch-shifted). TF and signalling-gene
+  expression follow their own activities, so TF expression predicts the targets.
+* RNA counts ~ NB(mean, dispersion); ``rna.layers['true_rate']`` holds the NB means.
+
+Peak sequences are random (GC content configurable); each true edge's TF motif is planted
+(sampled from the PFM, conditioned on passing the p = 5e-5 scan threshold, random strand)
+into 1-3 of the gene's peaks, decoy motifs of non-regulating TFs go into other peaks, and
+the remaining peaks carry no planted site (they still have the chance hits any real genome has).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from . import motifs as motif_lib
+from .reference_data import dorothea
+
+# (source, target, sign, level) — every edge is present with this sign in signalling_pkn().
+# TGF-beta receptor 2 activates TAK1 (MAP3K7), which activates IKK-beta, JNK1 and p38-alpha;
+# those activate RELA, JUN and ATF2. Listed in topological order.
+DEFAULT_HIERARCHY: tuple[tuple[str, str, int, str], ...] = (
+    ("TGFBR2", "MAP3K7", 1, "receptor->kinase"),
+    ("MAP3K7", "IKBKB", 1, "kinase->kinase"),
+    ("MAP3K7", "MAPK8", 1, "kinase->kinase"),
+    ("MAP3K7", "MAPK14", 1, "kinase->kinase"),
+    ("IKBKB", "RELA", 1, "kinase->tf"),
+    ("MAPK8", "JUN", 1, "kinase->tf"),
+    ("MAPK8", "ATF2", 1, "kinase->tf"),
+    ("MAPK14", "ATF2", 1, "kinase->tf"),
+)
+# Real kinases that are expressed but not part of the stimulated pathway.
+DEFAULT_DECOY_KINASES: tuple[str, ...] = ("CDK2", "GSK3B", "PRKACA", "CSNK2A1")
+
+CONDITIONS = ("control", "stimulated")
+_CONFIDENCE_RANK = {"A": 0, "B": 1, "C": 2}
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Every size and effect of the simulation; the same config (incl. seed) gives the same data.
+
+    Defaults are sized so that simulating takes seconds and training every target gene's model
+    stays feasible on 2 CPU cores; :meth:`small` is a tiny version for tests.
+    """
+
+    seed: int = 0
+    # sizes
+    n_cells: int = 4000
+    n_target_genes: int = 96
+    n_tfs: int = 80
+    # TFs with at least one true target (the rest are present, motif-bearing decoys); None =
+    # ceil(regulator_fraction * n_tfs), so changing n_tfs alone keeps a valid config
+    n_regulators: int | None = None
+    regulator_fraction: float = 0.4
+    regulators_per_gene: tuple[int, int] = (1, 4)
+    peaks_per_gene: tuple[int, int] = (20, 40)
+    n_cell_types: int = 4
+    n_batches: int = 2
+    n_background_genes: int = 0
+    n_chromosomes: int = 5
+    # genome / peaks
+    peak_length: int = 256
+    window: int = 500_000  # peaks linked to a gene lie within +-window of its TSS
+    gc_content: float = 0.42
+    functional_peaks_per_edge: tuple[int, int] = (1, 3)
+    decoy_motif_peaks_per_gene: tuple[int, int] = (1, 3)
+    motif_pvalue: float = 5e-5
+    distance_scale: float = 200_000.0  # proximity = exp(-distance / scale)
+    # TF activity
+    programme_strength: float = 1.5  # activity of a TF switched on in a cell type
+    programme_on_fraction: float = 0.35
+    within_type_sd: float = 0.8
+    n_latent_factors: int = 3
+    shared_latent_fraction: float = 0.4  # share of within-type variance from shared factors
+    tf_expression_coupling: float = 1.0
+    # edges
+    weight_range: tuple[float, float] = (0.4, 0.9)
+    weak_edge_fraction: float = 0.15
+    weak_weight_range: tuple[float, float] = (0.1, 0.25)
+    type_specific_edge_fraction: float = 0.3
+    repressor_regulator_fraction: float = 0.25  # regulators chosen among DoRothEA repressors
+    # accessibility
+    peak_tf_response: float = 1.0  # gamma: functional-peak openness per unit TF activity
+    peak_effect: float = 0.3  # beta: target log-mean per unit functional-peak openness
+    peak_type_sd: float = 0.4
+    peak_noise_sd: float = 0.4
+    closed_offset: float = 1.5  # type-restricted functional peaks are this much closer elsewhere
+    atac_mean_count: float = 0.3
+    # counts and technical effects
+    target_mean_count: float = 2.0
+    tf_mean_count: float = 3.0
+    rna_dispersion: float = 0.2
+    atac_dispersion: float = 0.1
+    library_sd: float = 0.35
+    batch_library_shift: float = 0.5  # spread of per-batch mean log library size
+    batch_gene_sd: float = 0.25  # per-batch, per-gene multiplicative effect (log scale)
+    # signalling
+    stimulated_fraction: float = 0.5
+    signal_strength: float = 1.2  # activity added to pathway TFs at full stimulation
+    signal_expression_coupling: float = 0.6
+    hierarchy: tuple[tuple[str, str, int, str], ...] = DEFAULT_HIERARCHY
+    decoy_kinases: tuple[str, ...] = DEFAULT_DECOY_KINASES
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(f"SimulationConfig: {message}")
+
+        for name in ("n_cells", "n_target_genes", "n_tfs", "regulators", "n_cell_types",
+                     "n_batches", "n_chromosomes", "n_latent_factors"):
+            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("regulators_per_gene", "peaks_per_gene", "functional_peaks_per_edge",
+                     "decoy_motif_peaks_per_gene", "weight_range", "weak_weight_range"):
+            lo, hi = getattr(self, name)
+            check(0 <= lo <= hi, f"{name} must be (low, high) with 0 <= low <= high")
+        check(self.regulators_per_gene[0] >= 1, "regulators_per_gene low must be >= 1")
+        check(self.regulators <= self.n_tfs, "n_regulators must be <= n_tfs")
+        pathway_tfs = _pathway_tfs(self.hierarchy)
+        check(len(pathway_tfs) <= self.regulators,
+              f"n_regulators must cover the hierarchy's {len(pathway_tfs)} TFs")
+        check(self.functional_peaks_per_edge[0] >= 1, "functional_peaks_per_edge low must be >= 1")
+        need = (self.regulators_per_gene[1] * self.functional_peaks_per_edge[0]
+                + self.decoy_motif_peaks_per_gene[0])
+        check(self.peaks_per_gene[0] >= need,
+              f"peaks_per_gene low must be >= {need} to hold the planted sites")
+        check(self.peak_length >= 32, "peak_length must be >= 32")
+        check(self.window >= 100 * self.peak_length, "window too small for the peaks")
+        check(0 < self.gc_content < 1, "gc_content must be in (0, 1)")
+        check(0 < self.stimulated_fraction < 1, "stimulated_fraction must be in (0, 1)")
+        check(0 < self.motif_pvalue < 1, "motif_pvalue must be in (0, 1)")
+
+    @property
+    def regulators(self) -> int:
+        """Number of TFs that truly regulate targets (``n_regulators`` or the fraction)."""
+        if self.n_regulators is not None:
+            return self.n_regulators
+        by_fraction = int(np.ceil(self.regulator_fraction * self.n_tfs))
+        return max(len(_pathway_tfs(self.hierarchy)), by_fraction)
+
+    @classmethod
+    def small(cls, seed: int = 0, **overrides) -> "SimulationConfig":
+        """A tiny dataset (~600 cells, 12 targets, 16 TFs) that simulates in about a second."""
+        params = dict(
+            seed=seed, n_cells=600, n_target_genes=12, n_tfs=16, regulator_fraction=0.5,
+            peaks_per_gene=(8, 12), n_cell_types=3, n_batches=2, n_chromosomes=2,
+        )
+        params.update(overrides)
+        return cls(**params)
+
+    def to_json(self) -> str:
+        """JSON of every field (stored in the file so a dataset says how it was made)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def _pathway_tfs(hierarchy) -> list[str]:
+    return list(dict.fromkeys(t for _s, t, _sign, level in hierarchy if level.endswith("->tf")))
+
+
+def _signalling_nodes(config: SimulationConfig) -> list[str]:
+    """Receptor and kinases of the hierarchy (not its TFs), then the decoy kinases."""
+    tfs = set(_pathway_tfs(config.hierarchy))
+    nodes = [n for s, t, _sg, _lv in config.hierarchy for n in (s, t) if n not in tfs]
+    return list(dict.fromkeys(nodes + list(config.decoy_kinases)))
+
+
+# --------------------------------------------------------------------------------------------
+# Gene and edge selection from real regulons
+# --------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _regulons() -> pd.DataFrame:
+    """DoRothEA A-C edges, one row per (tf, target), keeping the most confident (cached; the
+    callers only filter it, never modify it)."""
+    d = dorothea()
+    d = d[d["confidence"].isin(list(_CONFIDENCE_RANK))].copy()
+    d["rank"] = d["confidence"].map(_CONFIDENCE_RANK)
+    d = d.sort_values(["tf", "target", "rank"]).drop_duplicates(["tf", "target"])
+    return d.reset_index(drop=True)
+
+
+@lru_cache(maxsize=8)
+def _eligible_tfs(pvalue: float, peak_length: int) -> tuple[str, ...]:
+    """TFs with >= 10 A-C targets and a JASPAR motif that can reach the scan p-value (a motif
+    too short to ever reach it could not be planted detectably)."""
+    regulons, pfms = _regulons(), motif_lib.load_jaspar_pfms()
+    sizes = regulons.groupby("tf").size()
+    out = []
+    for tf in sorted(sizes.index[sizes >= 10]):
+        if tf not in pfms or pfms[tf].shape[1] > peak_length // 4:
+            continue
+        lo = motif_lib.pwm_log_odds(pfms[tf])
+        best = motif_lib.discretise(lo).max(axis=0).sum() / motif_lib.DEFAULT_RESOLUTION
+        if motif_lib.threshold_tail_probability(lo, best) <= pvalue:
+            out.append(tf)
+    return tuple(out)
+
+
+def _choose(rng: np.random.Generator, pool: list[str], n: int, exclude=()) -> list[str]:
+    pool = [x for x in pool if x not in set(exclude)]
+    if n > len(pool):
+        raise ValueError(f"asked for {n} items but only {len(pool)} are available")
+    idx = rng.choice(len(pool), size=n, replace=False)
+    return [pool[i] for i in sorted(idx)]
+
+
+def _select_genes(config: SimulationConfig, rng: np.random.Generator, pfms):
+    """Pick TFs, regulators, target genes and the true edges (signs from DoRothEA)."""
+    regulons = _regulons()
+    eligible = list(_eligible_tfs(config.motif_pvalue, config.peak_length))
+    signalling = _signalling_nodes(config)
+    pathway = _pathway_tfs(config.hierarchy)
+    missing = [t for t in pathway if t not in eligible]
+    if missing:
+        raise ValueError(
+            f"hierarchy TFs without a usable JASPAR motif / DoRothEA regulon: {missing}")
+    eligible = [t for t in eligible if t not in signalling]
+
+    n_repressed = regulons[regulons["mor"] < 0].groupby("tf").size()
+    repressor_pool = [t for t in eligible if n_repressed.get(t, 0) >= 5 and t not in pathway]
+    n_reg = config.regulators
+    n_repressors = min(int(round(config.repressor_regulator_fraction * n_reg)),
+                       len(repressor_pool), n_reg - len(pathway))
+    repressors = _choose(rng, repressor_pool, n_repressors)
+    others = _choose(rng, eligible, n_reg - len(pathway) - n_repressors,
+                     exclude=pathway + repressors)
+    regulators = list(pathway) + repressors + others
+    decoy_tfs = _choose(rng, eligible, config.n_tfs - n_reg, exclude=regulators)
+    tfs = regulators + decoy_tfs
+
+    # targets: never a TF with a JASPAR motif (so "TF" means the same thing everywhere) nor a
+    # signalling node
+    excluded = set(pfms) | set(signalling) | set(tfs)
+    reg_edges = regulons[regulons["tf"].isin(regulators) & ~regulons["target"].isin(excluded)]
+    by_tf = {tf: grp for tf, grp in reg_edges.groupby("tf")}
+    n_regs = reg_edges.groupby("target").size()
+    hi = config.regulators_per_gene[1]
+    targets: list[str] = []
+    chosen: set[str] = set()
+    order = list(regulators)
+    rng.shuffle(order)
+    # round-robin: every regulator gets targets, repressors preferably their repressed ones
+    while len(targets) < config.n_target_genes:
+        progressed = False
+        for tf in order:
+            if len(targets) >= config.n_target_genes:
+                break
+            grp = by_tf.get(tf)
+            if grp is None:
+                continue
+            grp = grp[~grp["target"].isin(chosen)]
+            if tf in repressors and (grp["mor"] < 0).any():
+                grp = grp[grp["mor"] < 0]
+            if grp.empty:
+                continue
+            # favour genes with several regulators in the set, so genes get 1-4 regulators
+            # rather than mostly one (DoRothEA targets are often specific to one TF)
+            cands = sorted(grp["target"])
+            w = np.minimum(n_regs.reindex(cands).to_numpy(), hi).astype(float) ** 2
+            gene = cands[rng.choice(len(cands), p=w / w.sum())]
+            targets.append(gene)
+            chosen.add(gene)
+            progressed = True
+        if not progressed:
+            raise ValueError(
+                f"only {len(targets)} DoRothEA targets available for {config.n_target_genes} genes"
+            )
+
+    lo = config.regulators_per_gene[0]
+    rows = []
+    for gene in targets:
+        e = reg_edges[reg_edges["target"] == gene].copy()
+        e["tie"] = rng.random(len(e))
+        e = e.sort_values(["rank", "tie"]).head(hi)
+        rows.extend((r.tf, gene, int(np.sign(r.mor)) or 1) for r in e.itertuples())
+    edges = pd.DataFrame(rows, columns=["tf", "gene", "sign"])
+    counts = edges.groupby("gene").size()
+    if counts.min() < lo:
+        raise ValueError(f"some target genes have fewer than {lo} regulators")
+    return tfs, regulators, targets, edges
+
+
+# --------------------------------------------------------------------------------------------
+# Genome layout, peaks and sequences
+# --------------------------------------------------------------------------------------------
+def _layout(config: SimulationConfig, rng: np.random.Generator, genes: list[str]) -> pd.DataFrame:
+    """Place genes on chromosomes >= 2*window + 100 kb apart, so no two windows overlap and the
+    distance-based peak_to_gene can be recomputed exactly from coordinates."""
+    order = rng.permutation(len(genes))
+    chrom_of = np.arange(len(genes)) % config.n_chromosomes
+    chroms = np.empty(len(genes), dtype=object)
+    tss = np.zeros(len(genes), dtype=np.int64)
+    position = np.full(config.n_chromosomes, config.window + 1_000_000, dtype=np.int64)
+    for slot, gi in enumerate(order):
+        c = chrom_of[slot]
+        chroms[gi] = f"chr{c + 1}"
+        tss[gi] = position[c]
+        position[c] += 2 * config.window + int(rng.integers(100_000, 600_000))
+    return pd.DataFrame({"chrom": chroms, "tss": tss}, index=pd.Index(genes))
+
+
+def _make_peaks(config, rng, layout: pd.DataFrame, targets: list[str]) -> pd.DataFrame:
+    """Fixed-width peaks around each target's TSS: a promoter peak plus distal ones.
+
+    Summits sit on a 400 bp grid (+- 60 bp jitter), so 256 bp peaks never overlap.
+    """
+    half = config.peak_length // 2
+    grid, jitter = 400, 60
+    kmax = (config.window - half - jitter) // grid
+    rows = []
+    for gene in targets:
+        n = int(rng.integers(config.peaks_per_gene[0], config.peaks_per_gene[1] + 1))
+        ks = rng.choice(np.setdiff1d(np.arange(-kmax, kmax + 1), [0]), size=n - 1, replace=False)
+        ks = np.concatenate([[0], ks])
+        centres = layout.at[gene, "tss"] + ks * grid + rng.integers(-jitter, jitter + 1, size=n)
+        for centre in centres:
+            start = int(centre) - half
+            rows.append((gene, layout.at[gene, "chrom"], start, start + config.peak_length,
+                         abs(int(centre) - int(layout.at[gene, "tss"]))))
+    peaks = pd.DataFrame(rows, columns=["gene", "chrom", "start", "end", "distance"])
+    peaks.index = pd.Index(
+        [f"{c}:{s}-{e}" for c, s, e in zip(peaks.chrom, peaks.start, peaks.end)], name=None
+    )
+    return peaks
+
+
+def _sample_site(rng, counts: np.ndarray, threshold: float, tries: int = 256) -> str:
+    """A motif instance drawn from the PFM's base frequencies, conditioned on scoring at least
+    the scan threshold (so every planted site is detectable at the scan p-value)."""
+    probs = counts / counts.sum(axis=0, keepdims=True)
+    int_lo = motif_lib.discretise(motif_lib.pwm_log_odds(counts))
+    width = counts.shape[1]
+    cum = np.cumsum(probs, axis=0)
+    draws = (rng.random((tries, width))[:, None, :] > cum[None, :, :]).sum(axis=1)
+    draws = np.minimum(draws, 3)
+    scores = int_lo[draws, np.arange(width)[None, :]].sum(axis=1)
+    ok = np.nonzero(scores >= int(round(threshold * motif_lib.DEFAULT_RESOLUTION)))[0]
+    word = draws[ok[0]] if ok.size else int_lo.argmax(axis=0)
+    return "".join(motif_lib.BASES[i] for i in word)
+
+
+def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds):
+    """Background sequences plus planted sites; returns sequences and the per-peak truth table."""
+    n, length = len(peaks), config.peak_length
+    gc = config.gc_content / 2
+    probs = np.array([0.5 - gc, gc, gc, 0.5 - gc])
+    letters = np.array(list(motif_lib.BASES))
+    seqs = letters[rng.choice(4, size=(n, length), p=probs)]
+
+    peak_index = {p: i for i, p in enumerate(peaks.index)}
+    role = np.array(["background"] * n, dtype=object)
+    site_tf = np.array([""] * n, dtype=object)
+    strand = np.array([""] * n, dtype=object)
+    position = np.full(n, -1, dtype=np.int64)
+    prox = np.exp(-peaks["distance"].to_numpy() / config.distance_scale)
+    functional: list[tuple[int, int]] = []  # (edge row, peak row)
+
+    def plant(i: int, tf: str) -> None:
+        site = _sample_site(rng, pfms[tf], thresholds[tf])
+        s = "+" if rng.random() < 0.5 else "-"
+        if s == "-":
+            site = motif_lib.reverse_complement(site)
+        pos = int(rng.integers(0, length - len(site) + 1))
+        seqs[i, pos : pos + len(site)] = list(site)
+        site_tf[i], strand[i], position[i] = tf, s, pos
+
+    for gene, gene_peaks in peaks.groupby("gene", sort=False):
+        rows = np.array([peak_index[p] for p in gene_peaks.index])
+        free = np.ones(len(rows), dtype=bool)
+        gene_edges = edges[edges["gene"] == gene]
+        lo_f, hi_f = config.functional_peaks_per_edge
+        ks = rng.integers(lo_f, hi_f + 1, size=len(gene_edges))
+        room = len(rows) - config.decoy_motif_peaks_per_gene[0]
+        while ks.sum() > room and ks.max() > max(lo_f, 1):  # few peaks: trim the largest
+            ks[int(np.argmax(ks))] -= 1
+        for (e_row, tf), k in zip(zip(gene_edges.index, gene_edges["tf"]), ks):
+            w = prox[rows] * free
+            pick = rng.choice(len(rows), size=min(int(k), int(free.sum())), replace=False,
+                              p=w / w.sum())
+            for j in pick:
+                free[j] = False
+                role[rows[j]] = "functional"
+                plant(rows[j], tf)
+                functional.append((e_row, rows[j]))
+        regulators = set(gene_edges["tf"])
+        decoy_pool = [t for t in tfs if t not in regulators]
+        k = int(rng.integers(config.decoy_motif_peaks_per_gene[0],
+                             config.decoy_motif_peaks_per_gene[1] + 1))
+        for j in rng.choice(np.nonzero(free)[0], size=min(k, int(free.sum())), replace=False):
+            free[j] = False
+            role[rows[j]] = "decoy_motif"
+            plant(rows[j], decoy_pool[int(rng.integers(len(decoy_pool)))])
+
+    sequences = np.array(["".join(r) for r in seqs], dtype=object)
+    truth = pd.DataFrame({
+        "peak": peaks.index, "gene": peaks["gene"].to_numpy(), "role": role,
+        "tf": site_tf, "strand": strand, "position": position,
+        "distance": peaks["distance"].to_numpy(),
+    })
+    return sequences, truth, functional
+
+
+# --------------------------------------------------------------------------------------------
+# Cells, activities and counts
+# --------------------------------------------------------------------------------------------
+def _nb(rng: np.random.Generator, mean: np.ndarray, dispersion: float) -> np.ndarray:
+    """Negative binomial via Gamma-Poisson: var = mean + dispersion * mean**2."""
+    if dispersion <= 0:
+        return rng.poisson(mean).astype(np.float32)
+    shape = 1.0 / dispersion
+    lam = rng.gamma(shape, mean * dispersion)
+    return rng.poisson(lam).astype(np.float32)
+
+
+def _signalling_activity(config, s: np.ndarray) -> pd.DataFrame:
+    """Propagate the stimulus s (per cell) down the hierarchy: each node averages its signed
+    parents, so pathway activity is in [0, ~1.3] and zero in control cells."""
+    receptor = config.hierarchy[0][0]
+    act = {receptor: s}
+    parents: dict[str, list[tuple[str, int]]] = {}
+    for src, tgt, sign, _lv in config.hierarchy:
+        parents.setdefault(tgt, []).append((src, sign))
+    for _src, tgt, _sign, _lv in config.hierarchy:
+        if tgt in act:
+            continue
+        act[tgt] = sum(sg * act[p] for p, sg in parents[tgt]) / len(parents[tgt])
+    return pd.DataFrame(act)
+
+
+def _rna_log_means(config, rng, genes, targets, tfs, signalling, background, edges, active,
+                   ctype, activity, openness, functional, prox, sig_act) -> np.ndarray:
+    """Log NB means before batch and library effects, cells x genes.
+
+    Targets: base + signed, weighted TF activity of their true regulators (only in the edge's
+    cell types) + signed contribution of their functional peaks' openness. TFs and pathway
+    genes follow their own activity; decoy kinases and background genes vary by cell type only.
+    """
+    C, K = len(ctype), config.n_cell_types
+    tf_col = {t: i for i, t in enumerate(tfs)}
+    log_mu = np.zeros((C, len(genes)))
+    gcol = {g: i for i, g in enumerate(genes)}
+    for g in targets:
+        log_mu[:, gcol[g]] = rng.normal(np.log(config.target_mean_count), 0.6)
+    for i, row in enumerate(edges.itertuples()):
+        in_type = active[i][ctype]
+        log_mu[:, gcol[row.gene]] += row.sign * row.weight * activity[:, tf_col[row.tf]] * in_type
+    centred_open = openness - openness.mean(axis=0, keepdims=True)
+    for e_row, p in functional:
+        gene, sign = edges.at[e_row, "gene"], edges.at[e_row, "sign"]
+        log_mu[:, gcol[gene]] += sign * config.peak_effect * prox[p] * centred_open[:, p]
+    for t in tfs:
+        log_mu[:, gcol[t]] = (rng.normal(np.log(config.tf_mean_count), 0.5)
+                              + config.tf_expression_coupling * activity[:, tf_col[t]])
+    for node in signalling:
+        base = rng.normal(np.log(config.tf_mean_count), 0.5)
+        if node in sig_act:
+            log_mu[:, gcol[node]] = base + config.signal_expression_coupling * sig_act[node]
+        else:  # decoy kinases: cell-type differences, no condition effect
+            log_mu[:, gcol[node]] = base + rng.normal(0, 0.5, K)[ctype]
+    for g in background:
+        log_mu[:, gcol[g]] = (rng.normal(np.log(config.target_mean_count), 0.6)
+                              + rng.normal(0, 0.5, K)[ctype])
+    return log_mu
+
+
+def simulate(config: SimulationConfig | None = None):
+    """Simulate a MuData in the DESIGN §2 contract, with ground truth in ``uns`` and layers.
+
+    Same config (seed included) -> identical arrays and tables.
+    """
+    import anndata as ad
+    import mudata as md
+
+    config = config or SimulationConfig()
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(6)]
+    rng_genes, rng_layout, rng_seq, rng_cells, rng_act, rng_counts = streams
+
+    pfms_all = motif_lib.load_jaspar_pfms()
+    tfs, regulators, targets, edges = _select_genes(config, rng_genes, pfms_all)
+    pfms = {t: np.asarray(pfms_all[t]) for t in tfs}
+    thresholds = dict(zip(tfs, motif_lib.motif_thresholds(pfms, config.motif_pvalue)))
+    signalling = _signalling_nodes(config)
+    background: list[str] = []
+    if config.n_background_genes:
+        regulons = _regulons()
+        pool = sorted(set(regulons["target"]) - set(pfms_all) - set(targets) - set(signalling))
+        background = _choose(rng_genes, pool, config.n_background_genes)
+    genes = targets + tfs + signalling + background
+    if len(set(genes)) != len(genes):
+        raise ValueError("gene names collide between roles")
+
+    # edge attributes: weights (some weak) and the cell types where the edge acts
+    n_edges, K = len(edges), config.n_cell_types
+    type_names = [f"type_{i + 1}" for i in range(K)]
+    weak = rng_genes.random(n_edges) < config.weak_edge_fraction
+    weight = np.where(weak, rng_genes.uniform(*config.weak_weight_range, n_edges),
+                      rng_genes.uniform(*config.weight_range, n_edges))
+    active = np.ones((n_edges, K), dtype=bool)
+    for e in np.nonzero(rng_genes.random(n_edges) < config.type_specific_edge_fraction)[0]:
+        if K < 2:
+            break
+        m = int(rng_genes.integers(1, K))
+        active[e] = False
+        active[e, rng_genes.choice(K, size=m, replace=False)] = True
+    edges = edges.assign(
+        weight=weight,
+        cell_types=[";".join(type_names[k] for k in np.nonzero(a)[0]) if not a.all() else "all"
+                    for a in active],
+    )
+
+    # genome
+    layout = _layout(config, rng_layout, genes)
+    peaks = _make_peaks(config, rng_layout, layout, targets)
+    sequences, peak_truth, functional = _plant_sequences(
+        config, rng_seq, peaks, edges, tfs, pfms, thresholds)
+
+    # cells
+    C, T = config.n_cells, len(tfs)
+    props = rng_cells.dirichlet(np.full(K, 8.0))
+    ctype = rng_cells.choice(K, size=C, p=props)
+    batch = rng_cells.integers(config.n_batches, size=C)
+    stim = rng_cells.random(C) < config.stimulated_fraction
+    signal = stim * np.exp(0.25 * rng_cells.standard_normal(C))
+    sig_act = _signalling_activity(config, signal)
+
+    # TF activity: cell-type programme + within-type variation + signalling input
+    on = rng_act.random((K, T)) < config.programme_on_fraction
+    programme = config.programme_strength * on + 0.25 * rng_act.standard_normal((K, T))
+    programme -= programme.mean(axis=0, keepdims=True)
+    loadings = rng_act.standard_normal((config.n_latent_factors, T))
+    loadings /= np.linalg.norm(loadings, axis=0, keepdims=True)
+    z = rng_act.standard_normal((C, config.n_latent_factors))
+    rho = config.shared_latent_fraction
+    within = np.sqrt(rho) * (z @ loadings) + np.sqrt(1 - rho) * rng_act.standard_normal((C, T))
+    activity = programme[ctype] + config.within_type_sd * within
+    tf_col = {t: i for i, t in enumerate(tfs)}
+    for tf in _pathway_tfs(config.hierarchy):
+        activity[:, tf_col[tf]] += config.signal_strength * sig_act[tf].to_numpy()
+
+    # peak openness
+    P = len(peaks)
+    prox = np.exp(-peaks["distance"].to_numpy() / config.distance_scale)
+    base_open = rng_act.normal(0.0, 0.5, P)
+    type_open = rng_act.normal(0.0, config.peak_type_sd, (K, P))
+    openness = (base_open[None, :] + type_open[ctype]
+                + config.peak_noise_sd * rng_act.standard_normal((C, P))).astype(np.float64)
+    edge_pos = {e: i for i, e in enumerate(edges.index)}
+    for e_row, p in functional:
+        i = edge_pos[e_row]
+        in_type = active[i][ctype]
+        tf = edges.at[e_row, "tf"]
+        openness[:, p] += config.peak_tf_response * prox[p] * activity[:, tf_col[tf]] * in_type
+        openness[:, p] -= config.closed_offset * ~in_type
+
+    # library sizes with a per-batch shift (RNA and ATAC)
+    shifts = config.batch_library_shift * (np.linspace(-0.5, 0.5, config.n_batches)
+                                           if config.n_batches > 1 else np.zeros(1))
+    log_lib_rna = shifts[batch] + config.library_sd * rng_counts.standard_normal(C)
+    log_lib_atac = shifts[::-1][batch] + config.library_sd * rng_counts.standard_normal(C)
+    batch_gene = rng_counts.normal(0.0, config.batch_gene_sd, (config.n_batches, len(genes)))
+
+    log_mu = _rna_log_means(config, rng_counts, genes, targets, tfs, signalling, background,
+                            edges, active, ctype, activity, openness, functional, prox, sig_act)
+    log_mu += batch_gene[batch] + log_lib_rna[:, None]
+    true_rate = np.exp(np.minimum(log_mu, np.log(1e4)))
+    rna_counts = _nb(rng_counts, true_rate, config.rna_dispersion)
+    atac_rate = np.exp(np.log(config.atac_mean_count) + openness + log_lib_atac[:, None])
+    atac_counts = _nb(rng_counts, np.minimum(atac_rate, 1e4), config.atac_dispersion)
+
+    # assemble
+    obs_names = pd.Index([f"cell_{i:05d}" for i in range(C)])
+    obs = pd.DataFrame({
+        "cell_type": pd.Categorical([type_names[k] for k in ctype], categories=type_names),
+        "batch": pd.Categorical([f"donor_{b + 1}" for b in batch],
+                                categories=[f"donor_{b + 1}" for b in range(config.n_batches)]),
+        "condition": pd.Categorical(np.where(stim, CONDITIONS[1], CONDITIONS[0]),
+                                    categories=list(CONDITIONS)),
+    }, index=obs_names)
+    rna_var = pd.DataFrame({"chrom": layout.loc[genes, "chrom"].astype(str).to_numpy(),
+                            "tss": layout.loc[genes, "tss"].to_numpy(np.int64)},
+                           index=pd.Index(genes))
+    rna = ad.AnnData(sp.csr_matrix(rna_counts), obs=pd.DataFrame(index=obs_names), var=rna_var)
+    rna.layers["true_rate"] = true_rate.astype(np.float32)
+    rna.obsm["true_tf_activity"] = pd.DataFrame(activity, index=obs_names, columns=tfs)
+    rna.obsm["true_signalling_activity"] = pd.DataFrame(
+        sig_act.to_numpy(), index=obs_names, columns=list(sig_act.columns))
+    atac_var = pd.DataFrame({"chrom": peaks["chrom"].astype(str).to_numpy(),
+                             "start": peaks["start"].to_numpy(np.int64),
+                             "end": peaks["end"].to_numpy(np.int64),
+                             "sequence": sequences.astype(str)}, index=peaks.index.copy())
+    atac = ad.AnnData(sp.csr_matrix(atac_counts), obs=pd.DataFrame(index=obs_names), var=atac_var)
+
+    # no pulling of modality columns into the global table (mudata 0.4 behaviour, no warning):
+    # the global obs is exactly the three contract columns
+    with md.set_options(pull_on_update=False):
+        mdata = md.MuData({"rna": rna, "atac": atac})
+        for col in obs.columns:
+            mdata.obs[col] = obs[col]
+
+    p2g = (peak_truth[["gene", "peak", "distance"]]
+           .sort_values(["gene", "distance", "peak"]).reset_index(drop=True))
+    p2g["distance"] = p2g["distance"].astype(np.int64)
+    mdata.uns["peak_to_gene"] = p2g
+    mdata.uns["truth_tf_gene"] = (edges[["tf", "gene", "sign", "weight", "cell_types"]]
+                                  .astype({"sign": np.int64, "weight": np.float64})
+                                  .sort_values(["gene", "tf"]).reset_index(drop=True))
+    mdata.uns["truth_signalling"] = pd.DataFrame(
+        list(config.hierarchy), columns=["source", "target", "sign", "level"]
+    ).astype({"sign": np.int64})
+    mdata.uns["truth_peaks"] = peak_truth.reset_index(drop=True)
+    roles = (["target"] * len(targets) + ["tf_regulator" if t in regulators else "tf_decoy"
+                                          for t in tfs]
+             + ["receptor" if n == config.hierarchy[0][0]
+                else "decoy_kinase" if n in config.decoy_kinases else "kinase"
+                for n in signalling]
+             + ["background"] * len(background))
+    mdata.uns["truth_gene_roles"] = pd.DataFrame({"gene": genes, "role": roles})
+    mdata.uns["simulation_config"] = config.to_json()
+    return mdata
+
+
+def write_simulated(path: str | os.PathLike, config: SimulationConfig | None = None) -> Path:
+    """Simulate and write the .h5mu atomically (temp file in the same folder, then os.replace),
+    so a killed run never leaves a torn dataset where a reader would pick it up."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mdata = simulate(config)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.h5mu", dir=path.parent)
+    os.close(fd)
+    try:
+        mdata.write_h5mu(tmp, compression="gzip")  # ~2.5x smaller, well under a second more
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+__all__ = [
+    "CONDITIONS", "DEFAULT_DECOY_KINASES", "DEFAULT_HIERARCHY", "SimulationConfig",
+    "simulate", "write_simulated",
+]

@@ -1,0 +1,37 @@
+"""Shared fixtures: a throw-away Dagster instance, storage folder and small simulated data."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from regnet_assets.defs.definitions import ALL_ASSETS, make_resources
+from regnet_assets.defs.resources import DatasetResource
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def materialize(selection, storage: Path, instance, dataset: DatasetResource | None = None,
+                device: str = "cpu", **kwargs) -> dg.ExecuteInProcessResult:
+    """Materialize ``selection`` of the real graph with test resources (errors returned)."""
+    return dg.materialize(
+        ALL_ASSETS, selection=selection, instance=instance, raise_on_error=False,
+        resources=make_resources(str(storage), dataset or DatasetResource(preset="small"), device),
+        **kwargs,
+    )
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every result file under ``root`` with its content hash (run history excluded)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "dagster_home" not in p.parts
+    }
