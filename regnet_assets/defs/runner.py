@@ -1,6 +1,6 @@
 """Materialize the whole graph in the order partitions allow (what ``regnet run`` does).
 
-1. the non-partitioned assets that gene partitions depend on (the dataset);
+1. the non-partitioned assets not downstream of gene partitions (the dataset);
 2. register the modelable genes as ``genes`` partitions (the sensor's logic);
 3. the gene-partitioned assets in batched runs over contiguous key ranges;
 4. everything downstream (summaries, reports, the DuckDB catalog).
@@ -13,22 +13,23 @@ from pathlib import Path
 
 import dagster as dg
 
-from regnet_assets.defs.definitions import ALL_ASSETS, make_resources
+from regnet_assets.defs.definitions import ALL_ASSETS, defs, make_resources
 from regnet_assets.defs.partitions import GENES
 from regnet_assets.defs.resources import DatasetResource
 from regnet_assets.defs.sensors import register_genes
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def _phases() -> tuple[set, set, set]:
-    graph = dg.Definitions(assets=ALL_ASSETS).resolve_asset_graph()
+    graph = defs.resolve_asset_graph()
     partitioned = dg.AssetSelection.keys(
         *[k for a in ALL_ASSETS if a.partitions_def is not None for k in a.keys]
     )
     part_keys = partitioned.resolve(graph)
-    before = partitioned.upstream().resolve(graph) - part_keys
-    after = graph.get_all_asset_keys() - part_keys - before
+    after = partitioned.downstream().resolve(graph) - part_keys
+    before = graph.get_all_asset_keys() - part_keys - after
     return before, part_keys, after
 
 
@@ -57,7 +58,8 @@ def run_graph(
             return None
         echo(f"materializing {label} ({len(selection)} assets)")
         result = dg.materialize(ALL_ASSETS, selection=list(selection), resources=resources,
-                                instance=instance, tags=tags or {}, raise_on_error=False)
+                                instance=instance, tags=tags or {}, raise_on_error=False,
+                                run_config=QUIET)
         return failure_message(result)
 
     if failure := run(before, "the dataset"):
