@@ -35,21 +35,64 @@ def _storage(args) -> Path:
     return root
 
 
+def _run_config(text: str | None) -> dict:
+    """``--config``: a YAML/JSON file or inline JSON/YAML run config (``{"ops": {...}}``)."""
+    import yaml
+
+    if not text:
+        return {}
+    path = Path(text)
+    value = yaml.safe_load(path.read_text() if path.is_file() else text)
+    if not isinstance(value, dict):
+        raise SystemExit(f"--config must be a mapping such as {{\"ops\": ...}}, got {text!r}")
+    return value
+
+
+def _genes(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    path = Path(text)
+    raw = path.read_text() if path.is_file() else text
+    return [g for g in raw.replace(",", " ").split() if g]
+
+
+def _progress_writer():
+    """Overwrite one line on a terminal; one line per update otherwise (logs, CI)."""
+    if sys.stderr.isatty():
+        return lambda line: print("\r" + line, end="", file=sys.stderr, flush=True)
+    return lambda line: print(line, file=sys.stderr, flush=True)
+
+
 def cmd_run(args) -> int:
     import dagster as dg
 
     from regnet_assets.defs.resources import DatasetResource
-    from regnet_assets.defs.runner import run_graph
+    from regnet_assets.defs.runner import SelectionError, run_graph
 
     root = _storage(args)
     _prepare_home(root)
     dataset = DatasetResource(path=str(Path(args.dataset).resolve()) if args.dataset else "",
                               preset=args.preset, seed=args.seed)
     with dg.DagsterInstance.get() as instance:
-        failure = run_graph(instance, root, dataset, device=args.device,
-                            genes_per_run=args.genes_per_run, echo=print)
-    if failure:
-        print(f"regnet run failed: {failure}", file=sys.stderr)
+        try:
+            summary = run_graph(instance, root, dataset, device=args.device,
+                                batch_size=args.genes_per_run, echo=print, select=args.select,
+                                genes=_genes(args.genes), run_config=_run_config(args.config),
+                                progress=_progress_writer())
+        except SelectionError as error:
+            print(f"regnet run: {error}", file=sys.stderr)
+            return 2
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"\n{summary.runs} run(s) in {summary.seconds:.0f} s: {len(summary.assets)} asset(s) "
+          f"materialized; genes {summary.genes_done}/{summary.genes_total} done "
+          f"({summary.genes_new} newly registered)")
+    if summary.failures:
+        print("regnet run failed:", file=sys.stderr)
+        for failure in summary.failures:
+            print(f"  {failure}", file=sys.stderr)
+        print(f"Logs: `regnet ui --storage {root}` (Runs page); `regnet status` lists failed genes.",
+              file=sys.stderr)
         return 1
     _print_summary(root)
     return 0
@@ -73,17 +116,89 @@ def cmd_sql(args) -> int:
     from regnet_assets.storage import query
 
     root = _storage(args)
+    if args.format == "parquet" and not args.output:
+        print("regnet sql: --format parquet needs --output PATH", file=sys.stderr)
+        return 2
     try:
         result = query(root, args.query)
     except duckdb.Error as error:
         print(f"SQL error: {error}", file=sys.stderr)
         return 1
-    print(result.to_string(index=False, max_rows=args.max_rows))
+    if args.format == "table":
+        text = result.to_string(index=False, max_rows=args.max_rows)
+        if args.output:
+            Path(args.output).write_text(text + "\n")
+        else:
+            print(text)
+    elif args.format == "csv":
+        if args.output:
+            result.to_csv(args.output, index=False)
+        else:
+            result.to_csv(sys.stdout, index=False)
+    else:
+        result.to_parquet(args.output, index=False)
+    if args.output:
+        print(f"{len(result)} row(s) written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args) -> int:
+    import dagster as dg
+
+    from regnet_assets.defs.definitions import ALL_ASSETS, defs
+    from regnet_assets.defs.status import asset_statuses
+
+    root = _storage(args)
+    _prepare_home(root)
+    graph = defs.resolve_asset_graph()
+    with dg.DagsterInstance.get() as instance:
+        statuses = asset_statuses(instance, ALL_ASSETS)
+        genes = len(instance.get_dynamic_partitions("genes"))
+    print(f"Instance: {os.environ['DAGSTER_HOME']}   storage: {root}   gene partitions: {genes}")
+    rows = []
+    for key, st in sorted(statuses.items(), key=lambda kv: (graph.get(kv[0]).group_name or "", kv[0].to_user_string())):
+        if st.partitioned:
+            detail = (f"{len(st.materialized)}/{genes} genes materialized, {len(st.stale)} stale, "
+                      f"{len(st.failed)} failed, {len(st.missing)} missing")
+            examples = [f"{name}: {', '.join(getattr(st, name)[:args.examples])}"
+                        for name in ("failed", "stale") if getattr(st, name)]
+            if examples:
+                detail += "  (" + "; ".join(examples) + ")"
+        else:
+            detail = f"newer inputs: {', '.join(st.stale_because)}" if st.stale else ""
+        rows.append((graph.get(key).group_name or "", key.to_user_string(), st.state, detail))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"{'group':<{width[0]}}  {'asset':<{width[1]}}  {'state':<{width[2]}}  detail")
+    for group, name, state, detail in rows:
+        print(f"{group:<{width[0]}}  {name:<{width[1]}}  {state:<{width[2]}}  {detail}")
+    counts = {s: sum(1 for r in rows if r[2] == s) for s in ("materialized", "stale", "missing", "failed")}
+    print("\n" + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
+
+
+def cmd_backfill(args) -> int:
+    import dagster as dg
+
+    from regnet_assets.defs.runner import SelectionError, submit_backfill
+
+    root = _storage(args)
+    _prepare_home(root)
+    with dg.DagsterInstance.get() as instance:
+        try:
+            backfill_id = submit_backfill(instance, genes=_genes(args.genes), downstream=not args.no_downstream)
+        except SelectionError as error:
+            print(f"regnet backfill: {error}", file=sys.stderr)
+            return 2
+    print(f"backfill {backfill_id} submitted to {os.environ['DAGSTER_HOME']}; the daemon of "
+          "`regnet ui` (or `dagster-daemon run`) executes it in batched runs.")
     return 0
 
 
 def cmd_ui(args) -> int:
     root = _storage(args)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: the UI on {args.host} can launch runs and read results; anyone who can "
+              "reach this port can use it (the Dagster UI has no login)", file=sys.stderr)
     _prepare_home(root)
     command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                "-h", args.host, "-p", str(args.port)]
@@ -98,21 +213,42 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--storage", help="results folder (default: $REGNET_STORAGE or ./regnet_storage)")
         return p
 
-    run = with_storage(sub.add_parser("run", help="materialize the whole asset graph"))
+    run = with_storage(sub.add_parser("run", help="materialize the asset graph (or --select a part)"))
+    run.add_argument("--select", help="Dagster asset selection, e.g. 'group:models', "
+                     "'key:gene_models+', 'multiome, genes' (default: everything)")
+    run.add_argument("--genes", help="only these genes (comma/space separated, or a file): "
+                     "registered partitions, in batched runs over contiguous ranges")
+    run.add_argument("--config", help="run config as YAML/JSON (file or inline), e.g. "
+                     "'{\"ops\": {\"gene_models\": {\"config\": {\"epochs\": 5}}}}'")
     run.add_argument("--dataset", help="a .h5mu file (default: the simulated dataset)")
     run.add_argument("--preset", default="default", choices=["default", "small"],
                      help="size of the simulated dataset")
     run.add_argument("--seed", type=int, default=0, help="simulator seed")
     run.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:N")
-    run.add_argument("--genes-per-run", type=int, default=64, help="genes trained together per run")
+    run.add_argument("--genes-per-run", type=int, default=None,
+                     help="genes trained together per run (default: the assets' backfill policy)")
     run.set_defaults(func=cmd_run)
 
     sql = with_storage(sub.add_parser("sql", help="query the result tables read-only"))
     sql.add_argument("query", help='e.g. "SELECT * FROM metacells LIMIT 5"')
-    sql.add_argument("--max-rows", type=int, default=50)
+    sql.add_argument("--max-rows", type=int, default=50, help="rows printed in table format")
+    sql.add_argument("--format", default="table", choices=["table", "csv", "parquet"])
+    sql.add_argument("--output", help="write the result to this file (required for parquet)")
     sql.set_defaults(func=cmd_sql)
 
-    ui = with_storage(sub.add_parser("ui", help="start the Dagster UI"))
+    status = with_storage(sub.add_parser("status", help="which assets and genes are materialized, "
+                                         "stale or failed"))
+    status.add_argument("--examples", type=int, default=5, help="genes listed per state")
+    status.set_defaults(func=cmd_status)
+
+    backfill = with_storage(sub.add_parser("backfill", help="submit a backfill of the gene assets "
+                                           "(executed by the daemon of `regnet ui`)"))
+    backfill.add_argument("--genes", help="only these genes (default: all registered genes)")
+    backfill.add_argument("--no-downstream", action="store_true",
+                          help="only the gene assets, not the tables downstream")
+    backfill.set_defaults(func=cmd_backfill)
+
+    ui = with_storage(sub.add_parser("ui", help="start the Dagster UI (127.0.0.1 unless --host)"))
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import dagster as dg
 
+from regnet_assets.defs.assets.attribution import ATTRIBUTION_ASSETS, ATTRIBUTION_TABLES
 from regnet_assets.defs.assets.catalog import catalog_asset
 from regnet_assets.defs.assets.dataset import DATASET_ASSETS, DATASET_TABLES
 from regnet_assets.defs.assets.models import MODEL_ASSETS
+from regnet_assets.defs.assets.network import NETWORK_ASSETS, NETWORK_TABLES
 from regnet_assets.defs.io_managers import ParquetIOManager, PickleIOManager
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
+from regnet_assets.defs.checks import build_checks
+from regnet_assets.defs.schedules import nightly_sensor, with_nightly_conditions
 from regnet_assets.defs.sensors import gene_sensor_factory
 
-TABLE_ASSETS = [*DATASET_TABLES, *MODEL_ASSETS]
-ALL_ASSETS = [*DATASET_ASSETS, *MODEL_ASSETS, catalog_asset(TABLE_ASSETS)]
+TABLE_ASSETS = [*DATASET_TABLES, *MODEL_ASSETS, *ATTRIBUTION_TABLES, *NETWORK_TABLES]
+ALL_ASSETS = [*DATASET_ASSETS, *MODEL_ASSETS, *ATTRIBUTION_ASSETS, *NETWORK_ASSETS, catalog_asset(TABLE_ASSETS)]
+ALL_CHECKS = build_checks(ALL_ASSETS, TABLE_ASSETS)
 
 
 def make_resources(storage_root: str = "", dataset: DatasetResource | None = None,
@@ -32,7 +37,8 @@ def _default_storage():
 
 
 defs = dg.Definitions(
-    assets=ALL_ASSETS,
+    assets=with_nightly_conditions(ALL_ASSETS),
+    asset_checks=ALL_CHECKS,
     resources=make_resources(),
-    sensors=[gene_sensor_factory(_default_storage)],
+    sensors=[gene_sensor_factory(_default_storage, ALL_ASSETS), nightly_sensor(ALL_ASSETS, ALL_CHECKS)],
 )

@@ -1,76 +1,229 @@
-"""Materialize the whole graph in the order partitions allow (what ``regnet run`` does).
+"""Materialize the graph in the order partitions allow (what ``regnet run`` does).
 
-1. the non-partitioned assets not downstream of gene partitions (the dataset);
+1. the selected non-partitioned assets not downstream of gene partitions (the dataset);
 2. register the modelable genes as ``genes`` partitions (the sensor's logic);
-3. the gene-partitioned assets in batched runs over contiguous key ranges;
-4. everything downstream (summaries, reports, the DuckDB catalog).
-Each phase is an ordinary Dagster run against the given instance, visible in the UI.
+3. the selected gene-partitioned assets in batched runs over contiguous key ranges, the batch
+   size being the assets' ``BackfillPolicy.multi_run`` (the same batches a UI backfill makes);
+4. the selected assets downstream (summaries, reports, the DuckDB catalog).
+
+Each phase is an ordinary Dagster run against the given instance, visible in the UI. A batch
+that fails does not stop the other batches; phase 4 is skipped after a failure, and the
+result names every failing asset and gene range.
 """
 
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from regnet_assets.defs.definitions import ALL_ASSETS, defs, make_resources
+from regnet_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS, defs, make_resources
 from regnet_assets.defs.partitions import GENES
 from regnet_assets.defs.resources import DatasetResource
-from regnet_assets.defs.sensors import register_genes
+from regnet_assets.defs.sensors import RANGE_END, RANGE_START, register_genes
+from regnet_assets.defs.status import contiguous_batches, genes_per_run, partitioned_keys
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
-def _phases() -> tuple[set, set, set]:
+class SelectionError(ValueError):
+    """A ``--select`` or ``--genes`` that names nothing runnable."""
+
+
+@dataclass
+class RunSummary:
+    """What a ``run_graph`` call did: runs, genes and failures (empty when all succeeded)."""
+
+    runs: int = 0
+    assets: set = field(default_factory=set)
+    genes_total: int = 0
+    genes_done: int = 0
+    genes_new: int = 0
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+
+def resolve_selection(select: str | None) -> set[dg.AssetKey]:
+    """Dagster's selection syntax (``group:models``, ``key:gene_models+``, ``a, b``) to keys,
+    widened to whole multi-assets (their outputs are computed together)."""
     graph = defs.resolve_asset_graph()
-    partitioned = dg.AssetSelection.keys(
-        *[k for a in ALL_ASSETS if a.partitions_def is not None for k in a.keys]
-    )
-    part_keys = partitioned.resolve(graph)
-    after = partitioned.downstream().resolve(graph) - part_keys
+    if not select:
+        return set(graph.get_all_asset_keys())
+    keys: set[dg.AssetKey] = set()
+    for part in [p.strip() for p in select.split(",") if p.strip()]:
+        try:
+            keys |= dg.AssetSelection.from_string(part).resolve(graph)
+        except Exception as error:  # noqa: BLE001 - Dagster raises several kinds here
+            raise SelectionError(f"--select {part!r}: {error}") from error
+    if not keys:
+        raise SelectionError(f"--select {select!r} matches no asset")
+    for a in ALL_ASSETS:
+        if keys & set(a.keys) and not a.can_subset:
+            keys |= set(a.keys)
+    return keys
+
+
+def _phases(selected: set[dg.AssetKey]) -> tuple[set, set, set]:
+    graph = defs.resolve_asset_graph()
+    part_keys = partitioned_keys(ALL_ASSETS)
+    after = dg.AssetSelection.keys(*part_keys).downstream().resolve(graph) - part_keys
     before = graph.get_all_asset_keys() - part_keys - after
-    return before, part_keys, after
+    return before & selected, part_keys & selected, after & selected
 
 
-def failure_message(result: dg.ExecuteInProcessResult) -> str | None:
-    """Name the failing asset(s) and partition and say why, or None when all succeeded."""
+def failure_message(result: dg.ExecuteInProcessResult, partitions: str = "") -> str | None:
+    """Name the failing asset(s) (and gene range) and say why, or None when all succeeded."""
     if result.success:
         return None
     lines = []
+    where = f", genes {partitions}" if partitions else ""
     for event in result.get_step_failure_events():
         error = event.event_specific_data.error
         cause = error.cause.message if error and error.cause else (error.message if error else "")
-        lines.append(f"asset step {event.step_key!r}: {(cause or '').strip()}")
-    return "; ".join(lines) or "run failed"
+        lines.append(f"asset {event.step_key!r}{where}: {(cause or '').strip()}")
+    return "; ".join(lines) or f"run failed{where}"
+
+
+class Progress:
+    """A text progress bar for genes done / total with the ETA, on any stream."""
+
+    def __init__(self, total: int, write: Callable[[str], None], width: int = 30):
+        self.total, self.write, self.width = total, write, width
+        self.done, self.started = 0, time.monotonic()
+
+    def line(self, done: int, note: str = "") -> str:
+        self.done = done
+        elapsed = time.monotonic() - self.started
+        filled = int(self.width * done / self.total) if self.total else self.width
+        eta = elapsed / done * (self.total - done) if done else float("nan")
+        eta_text = "--:--" if eta != eta else _clock(eta)
+        return (f"[{'#' * filled}{'.' * (self.width - filled)}] genes {done}/{self.total} "
+                f"elapsed {_clock(elapsed)} ETA {eta_text}{'  ' + note if note else ''}")
+
+    def update(self, done: int, note: str = "") -> None:
+        self.write(self.line(done, note))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def gene_batches(instance: dg.DagsterInstance, genes: Sequence[str] | None, size: int) -> list[list[str]]:
+    """The requested genes (default: all) cut into contiguous ranges in insertion order."""
+    order = instance.get_dynamic_partitions(GENES)
+    wanted = list(order) if genes is None else list(dict.fromkeys(genes))
+    unknown = sorted(set(wanted) - set(order))
+    if unknown:
+        raise SelectionError(f"--genes: {len(unknown)} gene(s) are not modelable genes of the dataset "
+                             f"(not registered partitions): {', '.join(unknown[:10])}")
+    return contiguous_batches(order, wanted, size)
 
 
 def run_graph(
     instance: dg.DagsterInstance, root: Path, dataset: DatasetResource, device: str = "auto",
-    genes_per_run: int = 64, echo: Callable[[str], None] = print,
-) -> str | None:
-    """Run all phases; returns a failure message (the first failing phase) or None."""
+    batch_size: int | None = None, echo: Callable[[str], None] = print,
+    select: str | None = None, genes: Sequence[str] | None = None,
+    run_config: dict | None = None, progress: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """Run the selected phases; the summary lists failures (empty when everything succeeded)."""
+    started = time.monotonic()
+    summary = RunSummary()
     resources = make_resources(str(root), dataset, device)
-    before, partitioned, after = _phases()
+    before, partitioned, after = _phases(resolve_selection(select))
+    config = {**QUIET, **(run_config or {})}
+    size = batch_size or genes_per_run(ALL_ASSETS)
 
-    def run(selection, label, tags=None) -> str | None:
-        if not selection:
-            return None
-        echo(f"materializing {label} ({len(selection)} assets)")
-        result = dg.materialize(ALL_ASSETS, selection=list(selection), resources=resources,
-                                instance=instance, tags=tags or {}, raise_on_error=False,
-                                run_config=QUIET)
-        return failure_message(result)
-
-    if failure := run(before, "the dataset"):
+    def run(selection, label, tags=None, partitions="") -> str | None:
+        summary.runs += 1
+        result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=list(selection),
+                                resources=resources, instance=instance, tags=tags or {},
+                                raise_on_error=False, run_config=_config_for(config, selection))
+        failure = failure_message(result, partitions)
+        if not failure:
+            summary.assets |= set(selection)
         return failure
+
+    if before:
+        echo(f"materializing the dataset ({len(before)} assets)")
+        if failure := run(before, "the dataset"):
+            summary.failures.append(failure)
+            summary.seconds = time.monotonic() - started
+            return summary
     if partitioned:
-        added = register_genes(instance, root)
-        genes = instance.get_dynamic_partitions(GENES)
-        echo(f"{len(genes)} gene partitions ({len(added)} new)")
-        chunks = [genes[i:i + genes_per_run] for i in range(0, len(genes), genes_per_run)]
-        for n, chunk in enumerate(chunks, 1):
-            tags = {RANGE_START: chunk[0], RANGE_END: chunk[-1]}
-            if failure := run(partitioned, f"genes {n}/{len(chunks)} ({chunk[0]}…{chunk[-1]})", tags):
-                return failure
-    return run(after, "summaries and the catalog")
+        summary.genes_new = len(register_genes(instance, root))
+        batches = gene_batches(instance, genes, size)
+        summary.genes_total = sum(len(b) for b in batches)
+        echo(f"{summary.genes_total} gene(s) in {len(batches)} run(s) of at most {size} "
+             f"({summary.genes_new} newly registered)")
+        bar = Progress(summary.genes_total, progress or echo)
+        bar.update(0)
+        processed = 0
+        for n, batch in enumerate(batches, 1):
+            span = f"{batch[0]}…{batch[-1]}" if len(batch) > 1 else batch[0]
+            failure = run(partitioned, f"genes {span}", {RANGE_START: batch[0], RANGE_END: batch[-1]}, span)
+            if failure:
+                summary.failures.append(failure)
+            else:
+                summary.genes_done += len(batch)
+            processed += len(batch)
+            bar.update(processed, f"run {n}/{len(batches)} {'FAILED' if failure else 'ok'}")
+    if after and not summary.failures:
+        echo(f"materializing the summaries and the catalog ({len(after)} assets)")
+        if failure := run(after, "summaries"):
+            summary.failures.append(failure)
+    elif after:
+        echo("skipping the summaries and the catalog: a gene run failed")
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _config_for(config: dict, selection) -> dict:
+    """Drop op config for ops that are not in this run (Dagster rejects unknown ops)."""
+    ops = config.get("ops")
+    if not ops:
+        return config
+    names = {k.path[-1] for k in selection}
+    for a in ALL_ASSETS:
+        if set(a.keys) & set(selection):
+            names.add(a.node_def.name)
+    return {**config, "ops": {k: v for k, v in ops.items() if k in names}}
+
+
+def submit_backfill(instance: dg.DagsterInstance, genes: Sequence[str] | None = None,
+                    downstream: bool = True, asset_graph=None, assets: Sequence = ALL_ASSETS,
+                    tags: dict | None = None) -> str:
+    """Submit an asset backfill of the gene assets (all genes or ``genes``), as the UI's
+    "Materialize all partitions" does; the daemon (``regnet ui`` / ``dagster dev``) runs it in
+    ``BackfillPolicy`` batches and materializes the tables downstream after the genes.
+
+    Returns the backfill id. ``asset_graph``/``assets`` default to regnet's definitions.
+    """
+    from dagster._core.execution.backfill import PartitionBackfill
+    from dagster._core.utils import make_new_backfill_id
+
+    graph = asset_graph or defs.resolve_asset_graph()
+    part = partitioned_keys(assets)
+    keys = set(part)
+    if downstream:
+        keys |= dg.AssetSelection.keys(*part).downstream().resolve(graph)
+    if genes is not None:
+        gene_batches(instance, genes, 1)  # raises on genes that are not registered partitions
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=make_new_backfill_id(), asset_graph=graph,
+        partition_names=list(genes) if genes is not None else None,
+        asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
+        backfill_timestamp=time.time(), tags={"regnet/trigger": "cli_backfill", **(tags or {})},
+        dynamic_partitions_store=instance, all_partitions=genes is None,
+        title="regnet: " + ("all genes" if genes is None else f"{len(genes)} gene(s)"),
+        description=None, run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill.backfill_id

@@ -1,12 +1,21 @@
-"""Sensors: register the dataset's modelable genes as ``genes`` partitions."""
+"""Sensors: register the dataset's modelable genes as ``genes`` partitions and train them.
+
+New genes are appended to the partitions in dataset order, so they form one contiguous key
+range; the sensor cuts it into runs of the gene assets' batch size (``BackfillPolicy``), so
+N new genes give ceil(N / batch) runs, each training its genes together.
+"""
 
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 
 from regnet_assets.defs.partitions import GENES, genes_partitions
+from regnet_assets.defs.status import contiguous_batches, genes_per_run, partitioned_keys
 from regnet_assets.storage import read_table
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def modelable_genes(root: Path) -> list[str]:
@@ -32,14 +41,38 @@ def register_genes(instance: dg.DagsterInstance, root: Path) -> list[str]:
     return added
 
 
-def gene_sensor_factory(storage_root_fn):
+def batch_run_requests(order: Sequence[str], genes: Sequence[str], keys, size: int,
+                       tags: dict | None = None) -> list[dg.RunRequest]:
+    """One run request per contiguous batch of ``genes`` (in ``order``) over the asset ``keys``."""
+    return [
+        dg.RunRequest(
+            asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
+            tags={**(tags or {}), RANGE_START: batch[0], RANGE_END: batch[-1]},
+        )
+        for batch in contiguous_batches(order, genes, size)
+    ]
+
+
+def gene_sensor_factory(storage_root_fn, assets: Sequence = ()):
+    """The sensor; ``assets`` (the whole graph) tells it which assets are gene-partitioned."""
+    keys = partitioned_keys(assets)
+    size = genes_per_run(assets)
+
     @dg.sensor(name="gene_partitions_sensor", minimum_interval_seconds=60,
-               default_status=dg.DefaultSensorStatus.RUNNING)
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               target=dg.AssetSelection.keys(*keys) if keys else None)
     def gene_partitions_sensor(context: dg.SensorEvaluationContext):
-        """Registers genes of the latest ``genes`` table that are not partitions yet."""
-        added = new_genes(context.instance, modelable_genes(storage_root_fn()))
+        """Registers genes of the latest ``genes`` table that are not partitions yet and
+        requests batched runs of the gene assets for them (contiguous key ranges)."""
+        known = context.instance.get_dynamic_partitions(GENES)
+        seen = set(known)
+        added = [g for g in modelable_genes(storage_root_fn()) if g not in seen]
         if not added:
             return dg.SkipReason("no new modelable genes")
-        return dg.SensorResult(dynamic_partitions_requests=[genes_partitions.build_add_request(added)])
+        runs = batch_run_requests([*known, *added], added, keys, size,
+                                  {"regnet/trigger": "new_genes"}) if keys else []
+        context.log.info(f"{len(added)} new gene(s): {len(runs)} run(s) of at most {size} genes")
+        return dg.SensorResult(dynamic_partitions_requests=[genes_partitions.build_add_request(added)],
+                               run_requests=runs)
 
     return gene_partitions_sensor

@@ -8,6 +8,7 @@ a user fixing their file should not have to read a traceback.
 from __future__ import annotations
 
 import re
+import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
@@ -32,10 +33,17 @@ __all__ = [
 
 P2G_FIELD = "uns['peak_to_gene']"
 P2G_COLUMNS = ("gene", "peak", "distance")
-_PEAK_RE = re.compile(r"^([^:\s]+):(\d+)-(\d+)$")
-# Names become file-system path components downstream (gene partitions), so the characters
-# that could escape or break a path are banned up front.
-_BAD_NAME_RE = re.compile(r"[/\\\x00-\x1f\x7f]|\.\.")
+# ASCII digits only (``\d`` would accept other scripts' digits) and at most 12 of them: a
+# declared coordinate must fit int64 (chromosomes are < 3e9 bp).
+_PEAK_RE = re.compile(r"^([^:\s]+):([0-9]{1,12})-([0-9]{1,12})$")
+# Names become partition keys (folder names ``gene=<name>``), DuckDB glob paths and SQL string
+# values downstream, so what could escape a path, act as a glob, end a SQL string or be mistaken
+# for the hive ``key=value`` separator is banned up front (``storage.validate_key`` agrees).
+_BAD_NAME_RE = re.compile(r"[/\\\x00-\x1f\x7f'\"`;=*?\[\]{}]|\.\.")
+_BAD_NAME_TEXT = "'/', '\\', '..', quotes, ';', '=', glob characters (* ? [ ] { }), NUL or control characters"
+# Invisible, unassigned and private-use characters and line/paragraph separators: two names that
+# print the same must not be two different genes (or folders).
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _BAD_SEQ_RE = re.compile(r"[^ACGTN]", re.IGNORECASE)
 _DENSE_CHUNK = 1 << 22  # elements per chunk when scanning dense X: bounded temporaries
 
@@ -77,6 +85,9 @@ def read_multiome(path) -> mudata.MuData:
     try:
         with h5py.File(path, "r") as handle:
             keys = set(handle.keys())
+            if "mod" in keys:
+                _check_declared_sizes(handle)
+                _check_unique_cells(handle)
     except OSError as exc:
         raise DatasetError("path", expected="a readable HDF5 file", found=f"{exc}") from exc
     if "mod" not in keys:
@@ -93,6 +104,96 @@ def read_multiome(path) -> mudata.MuData:
         raise DatasetError(
             "path", expected="a file mudata can read", found=f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+# A dataset may compress well, but not by more than this (gzip tops out near 1000:1), and a
+# declared size above the floor must be backed by stored bytes: this stops a file that declares
+# petabytes of fill value from being read into memory.
+_MAX_DECLARED_RATIO = 1100
+_DECLARED_FLOOR = 1 << 30
+
+
+def _index_length(group) -> int | None:
+    """Rows of an anndata dataframe group, from its declared index dataset (nothing is read)."""
+    if not isinstance(group, h5py.Group):
+        return None
+    index = group.attrs.get("_index")
+    if isinstance(index, bytes):
+        index = index.decode()
+    dset = group.get(index) if isinstance(index, str) else None
+    return int(dset.shape[0]) if isinstance(dset, h5py.Dataset) and dset.shape else None
+
+
+def _check_declared_sizes(handle: h5py.File) -> None:
+    """Reject declared sizes that disagree or that no stored data backs, before reading anything."""
+    def visit(name, obj):
+        if not isinstance(obj, h5py.Dataset) or obj.shape is None:
+            return
+        declared = int(np.prod(obj.shape, dtype=object)) * obj.dtype.itemsize
+        if declared > _DECLARED_FLOOR and declared > _MAX_DECLARED_RATIO * obj.id.get_storage_size():
+            raise DatasetError(
+                name, expected="a declared size backed by stored data",
+                found=f"shape {obj.shape} declares {declared:,} bytes but "
+                f"{obj.id.get_storage_size():,} are stored",
+            )
+
+    handle.visititems(visit)
+    mods = handle["mod"]
+    if not isinstance(mods, h5py.Group):
+        return
+    for mod, group in mods.items():
+        if not isinstance(group, h5py.Group) or "X" not in group:
+            continue
+        field = f"mod['{mod}'].X"
+        n_obs, n_var = _index_length(group.get("obs")), _index_length(group.get("var"))
+        X = group["X"]
+        sparse = isinstance(X, h5py.Group)
+        try:
+            shape = tuple(int(v) for v in (X.attrs.get("shape", ()) if sparse else X.shape))
+        except (TypeError, ValueError):
+            shape = ()
+        if len(shape) != 2:
+            raise DatasetError(field, expected="a 2-D count matrix", found=f"declared shape {shape}")
+        if None not in (n_obs, n_var) and shape != (n_obs, n_var):
+            raise DatasetError(
+                field, expected=f"shape ({n_obs}, {n_var}) as its obs and var declare",
+                found=f"declared shape {shape}",
+            )
+        if not sparse:
+            continue
+        parts = {k: X.get(k) for k in ("data", "indices", "indptr")}
+        if not all(isinstance(v, h5py.Dataset) and v.ndim == 1 for v in parts.values()):
+            raise DatasetError(field, expected="sparse data, indices and indptr arrays",
+                               found=f"members {sorted(X.keys())}")
+        major = shape[1] if str(X.attrs.get("encoding-type", "")).startswith("csc") else shape[0]
+        nnz = parts["data"].shape[0]
+        if (parts["indices"].shape[0] != nnz or parts["indptr"].shape[0] != major + 1
+                or nnz > shape[0] * shape[1]):
+            raise DatasetError(
+                field, expected=f"a sparse matrix consistent with its shape {shape}",
+                found=f"{nnz} values, {parts['indices'].shape[0]} indices, "
+                f"{parts['indptr'].shape[0]} index pointers",
+            )
+
+
+def _check_unique_cells(handle: h5py.File) -> None:
+    """Duplicate cell names make mudata's reader fail obscurely; name them before it runs."""
+    mods = handle["mod"]
+    if not isinstance(mods, h5py.Group):
+        return
+    for mod, group in mods.items():
+        obs = group.get("obs") if isinstance(group, h5py.Group) else None
+        if _index_length(obs) is None:
+            continue
+        index = obs[obs.attrs["_index"] if isinstance(obs.attrs["_index"], str)
+                   else obs.attrs["_index"].decode()]
+        names = pd.Index(index.asstr()[()] if h5py.check_string_dtype(index.dtype) else index[()])
+        if not names.is_unique:
+            dup = names[names.duplicated()].unique()
+            raise DatasetError(
+                f"mod['{mod}'].obs_names", expected="unique cell names",
+                found=f"{len(dup)} duplicated, e.g. {list(dup[:3])}",
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,8 +224,18 @@ def obs_column(mdata: mudata.MuData, name: str) -> pd.Series | None:
     return None
 
 
+def _hidden_character(name: str) -> str | None:
+    """The first invisible/unassigned character of ``name`` as ``U+XXXX``, else None."""
+    if name.isascii():
+        return None
+    for ch in name:
+        if unicodedata.category(ch) in _HIDDEN_CATEGORIES:
+            return f"U+{ord(ch):04X}"
+    return None
+
+
 def _check_names(names: Iterable, field: str, what: str) -> None:
-    """Unique, non-empty, path-safe names (they become partition keys and file paths)."""
+    """Unique, non-empty, path- and SQL-safe names (they become partition keys and file paths)."""
     index = pd.Index(names)
     if len(index) and not all(isinstance(n, str) for n in index):
         bad = next(n for n in index if not isinstance(n, str))
@@ -136,13 +247,32 @@ def _check_names(names: Iterable, field: str, what: str) -> None:
     if unsafe:
         raise DatasetError(
             field,
-            expected=f"{what} without '/', '\\', '..', NUL or control characters",
+            expected=f"{what} without {_BAD_NAME_TEXT}",
             found=f"{len(unsafe)} such names, first {unsafe[0]!r}",
+        )
+    dotted = [n for n in index if n.startswith(".")]
+    if dotted:
+        raise DatasetError(
+            field, expected=f"{what} not starting with '.' (hidden folders)", found=f"{dotted[0]!r}"
         )
     padded = [n for n in index if n != n.strip()]
     if padded:
         raise DatasetError(
             field, expected=f"{what} without surrounding whitespace", found=f"{padded[0]!r}"
+        )
+    hidden = [(n, c) for n in index if (c := _hidden_character(n))]
+    if hidden:
+        raise DatasetError(
+            field,
+            expected=f"{what} without invisible or unassigned unicode characters",
+            found=f"{len(hidden)} such names, first {hidden[0][0]!r} has {hidden[0][1]}",
+        )
+    decomposed = [n for n in index if not n.isascii() and unicodedata.normalize("NFC", n) != n]
+    if decomposed:
+        raise DatasetError(
+            field,
+            expected=f"{what} in unicode NFC form (one spelling per name)",
+            found=f"{len(decomposed)} names that are not, first {decomposed[0]!r}",
         )
     if not index.is_unique:
         dup = index[index.duplicated()].unique()
@@ -205,7 +335,7 @@ def parse_peak_names(names: Iterable[str], field: str = "mod['atac'].var_names")
     if bad.any():
         raise DatasetError(
             field,
-            expected="peak names like 'chr1:1000-1256'",
+            expected="peak names like 'chr1:1000-1256' (ASCII digits, at most 12 per coordinate)",
             found=f"{int(bad.sum())} unparseable names, first {names[bad.to_numpy()][0]!r}",
         )
     start = parts[1].astype(np.int64).to_numpy()
@@ -445,6 +575,7 @@ def _check_motifs(atac) -> None:
         raise DatasetError(
             "mod['atac'].uns['motif_names']", expected="non-empty strings", found="other values"
         )
+    _check_names(names.tolist(), "mod['atac'].uns['motif_names']", "TF names")
     values = np.asarray(hits.data if sp.issparse(hits) else hits)
     if values.dtype.kind not in "biuf" or not np.isin(values, (0, 1)).all():
         raise DatasetError(

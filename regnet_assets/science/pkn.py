@@ -15,6 +15,10 @@ can surface them verbatim.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
+import re
+import zlib
 from collections import deque
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -72,11 +76,46 @@ def _parse_signs(values: pd.Series, field: str = "sign") -> np.ndarray:
     return mapped.to_numpy(dtype=np.int8)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _read_text(path: Path, what: str, **kwargs) -> pd.DataFrame:
+    """Parse a PKN text file, turning the ways it can be unreadable into a :class:`PKNError`.
+
+    The bytes are checked before pandas sees them: its C parser silently cuts a name at a NUL
+    byte, which would merge different nodes.
+    """
+    try:
+        with (gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")) as handle:
+            data = handle.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise PKNError("file", f"{path.name} is a truncated or corrupt gzip file ({exc})") from exc
+    if b"\x00" in data:
+        raise PKNError("file", f"{path.name} has a NUL byte (a control character) at byte "
+                               f"{data.index(bytes(1))}: not a text file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PKNError("file", f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    try:
+        return pd.read_csv(io.StringIO(text), **kwargs)
+    except pd.errors.EmptyDataError as exc:
+        raise PKNError("file", f"{path.name} is empty: no header and no edges") from exc
+    except pd.errors.ParserError as exc:
+        raise PKNError("file", f"{path.name} cannot be parsed as {what}: {exc}") from exc
+
+
 def _finish(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty:
+        raise PKNError("edges", "the file has a header but no edges")
     for col in ("source", "target"):
         vals = df[col]
         if vals.isna().any() or (vals.astype(str).str.strip() == "").any():
             raise PKNError(col, f"{int(vals.isna().sum())} empty node name(s)")
+        bad = vals[vals.astype(str).str.contains(_CONTROL)]
+        if len(bad):
+            raise PKNError(col, f"{len(bad)} node name(s) with NUL or other control characters, "
+                                f"first {bad.iloc[0]!r}")
     out = pd.DataFrame(
         {
             "source": df["source"].astype(str).str.strip(),
@@ -108,7 +147,7 @@ def read_pkn(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
         raise PKNError("format", f"unknown format {fmt!r}; use 'sif', 'tsv' or 'csv'")
 
     if fmt == "sif":
-        df = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, engine="python", comment="#")
+        df = _read_text(path, "SIF", sep=r"\s+", header=None, dtype=str, engine="python", comment="#")
         if df.shape[1] != 3:
             raise PKNError(
                 "columns", f"a SIF file needs 3 columns (source, sign, target); found {df.shape[1]}"
@@ -121,7 +160,7 @@ def read_pkn(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
 
     sep = "\t" if fmt == "tsv" else ","
     other = "," if sep == "\t" else "\t"
-    df = pd.read_csv(path, sep=sep, dtype=str, comment=None)
+    df = _read_text(path, fmt.upper(), sep=sep, dtype=str, comment=None)
     cols = [str(c).strip().lower() for c in df.columns]
     if len(cols) == 1:
         guess = "tab" if "\t" in cols[0] else ("comma" if "," in cols[0] else ("space" if " " in cols[0] else None))

@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -179,6 +179,9 @@ def build_gene_inputs(
     rna_x = rna.X
     atac_x = atac.X[atac_rows] if not np.array_equal(atac_rows, np.arange(len(index))) else atac.X
     rna_tot, atac_tot = _row_sums(rna_x), _row_sums(atac_x)
+    # per-gene column slices: CSC makes them cheap
+    rna_x = rna_x.tocsc() if sp.issparse(rna_x) else rna_x
+    atac_x = atac_x.tocsc() if sp.issparse(atac_x) else atac_x
     rna_var, atac_var = pd.Index(rna.var_names), pd.Index(atac.var_names)
     sequences = None
     if "sequence" in atac.var.columns:
@@ -387,7 +390,6 @@ class GeneResult:
     state: dict  # self-contained per-gene checkpoint (see save_gene_model)
     device: str
     seconds: float  # this gene's share of its batched run's wall time
-    extra: dict = field(default_factory=dict)
 
 
 def _spearman(x, y) -> float:

@@ -8,6 +8,7 @@ partitions written after the refresh; only a brand-new table needs a refresh.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -56,15 +57,59 @@ def refresh_catalog(root: Path) -> list[str]:
     return names
 
 
+# What a query may be: reading (SELECT, SHOW, DESCRIBE, SUMMARIZE, VALUES, FROM-first) and
+# EXPLAIN. COPY ... TO, EXPORT, ATTACH, INSTALL/LOAD, SET, CALL, PRAGMA and CREATE are refused.
+READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+
+
+class ReadOnlyQueryError(duckdb.PermissionException):
+    """A statement that is not a read was passed to :func:`query`."""
+
+
 def connect(root: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the catalog (built first if it does not exist yet)."""
-    catalog = Path(root).resolve() / CATALOG_FILE
+    """A read-only, sandboxed connection to the catalog (built first if it does not exist yet).
+
+    Besides ``read_only`` (no change to the catalog's views), DuckDB is told to touch no file
+    outside the storage folder (``enable_external_access=false`` with ``allowed_directories``),
+    to install or load no extension, and then to lock that configuration so a query cannot undo it.
+    """
+    root = Path(root).resolve()
+    catalog = root / CATALOG_FILE
     if not catalog.exists():
         refresh_catalog(root)
-    return duckdb.connect(str(catalog), read_only=True)
+    con = duckdb.connect(
+        str(catalog), read_only=True,
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    try:
+        con.execute("SET allowed_directories = ?", [[str(root) + os.sep]])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Raise :class:`ReadOnlyQueryError` unless ``sql`` is exactly one reading statement."""
+    statements = con.extract_statements(sql)
+    if len(statements) != 1:
+        raise ReadOnlyQueryError(f"expected one SQL statement, got {len(statements)}")
+    kind = statements[0].type.name
+    if kind not in READ_ONLY_STATEMENTS:
+        raise ReadOnlyQueryError(
+            f"only reading statements ({', '.join(sorted(READ_ONLY_STATEMENTS))}) are allowed; "
+            f"got {kind}"
+        )
 
 
 def query(root: Path, sql: str) -> pd.DataFrame:
-    """Run one SQL statement read-only against the catalog and return its result."""
+    """Run one reading SQL statement against the catalog, sandboxed, and return its result.
+
+    Raises a ``duckdb.Error`` (:class:`ReadOnlyQueryError` for a statement that is not a read,
+    ``duckdb.PermissionException`` for a file outside the storage folder).
+    """
     with connect(root) as con:
+        check_read_only(con, sql)
         return con.execute(sql).df()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 import uuid
 from pathlib import Path
 
@@ -22,23 +23,39 @@ PARTITION_COLUMN = "gene"
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
+# DuckDB reads every path it is given as a glob pattern, so these would make a partition's path
+# match other partitions' files (``IL*`` reading ``IL2`` and ``IL7``) or not match its own.
+GLOB_CHARACTERS = "*?[]{}"
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
 def storage_root(path: str | os.PathLike | None = None) -> Path:
     """The storage folder: ``path``, else ``$REGNET_STORAGE``, else ``./regnet_storage``."""
-    return Path(path or os.environ.get("REGNET_STORAGE") or DEFAULT_STORAGE).resolve()
+    root = Path(path or os.environ.get("REGNET_STORAGE") or DEFAULT_STORAGE).resolve()
+    glob = sorted(set(GLOB_CHARACTERS) & set(str(root)))
+    if glob:
+        raise ValueError(
+            f"storage folder {str(root)!r} contains glob characters {glob}: DuckDB would read "
+            "its paths as patterns; choose a folder name without * ? [ ] { }"
+        )
+    return root
 
 
 def validate_key(key: str, what: str = "partition key") -> str:
-    """Reject keys that could escape their folder or confuse the hive layout."""
+    """Reject keys that could escape their folder, act as a glob or confuse the hive layout."""
     if not isinstance(key, str) or not key:
         raise ValueError(f"{what} must be a non-empty string, got {key!r}")
     bad = [c for c in key if ord(c) < 32 or ord(c) == 127]
     if bad:
         raise ValueError(f"{what} {key!r} contains control characters (NUL, newline, ...)")
-    for token in ("/", "\\", "..", "="):
+    for token in ("/", "\\", "..", "=", *GLOB_CHARACTERS):
         if token in key:
             raise ValueError(f"{what} {key!r} must not contain {token!r}: keys become folder names")
     if key.startswith(".") or key != key.strip():
         raise ValueError(f"{what} {key!r} must not start with '.' or have surrounding spaces")
+    hidden = [c for c in key if not c.isascii() and unicodedata.category(c) in _HIDDEN_CATEGORIES]
+    if hidden:
+        raise ValueError(f"{what} {key!r} contains invisible or unassigned character U+{ord(hidden[0]):04X}")
     return key
 
 
