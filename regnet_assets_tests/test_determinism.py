@@ -1,7 +1,7 @@
 """Determinism: the same config and seed give the same results on CPU across two runs.
 
 Two full runs of the graph (``run_graph``, what ``regnet run`` does) on the small simulated
-default, each in its own storage folder and instance, one training epoch. Then, file by file:
+default, each in its own storage folder and instance, on small budgets (``FAST``). Then, file by file:
 
 * Parquet tables, .h5mu files and figures are byte-identical, except the tables that record
   wall-clock time (``seconds``, ``*_seconds`` columns: ``gene_models``, ``pruning_summary``,
@@ -29,7 +29,12 @@ from regnet_assets.defs.resources import DatasetResource
 from regnet_assets.defs.runner import run_graph
 from regnet_assets.storage import query
 
-ONE_EPOCH = {"ops": {"gene_models": {"config": {"epochs": 1}}}}
+# Small but complete: every asset runs, on budgets that keep two runs well under a minute each.
+FAST = {"ops": {
+    "gene_models": {"config": {"epochs": 1}},
+    "tf_attribution": {"config": {"n_steps": 16}},
+    "kpnn": {"config": {"epochs": 10, "n_folds": 2, "max_cells": 300}},
+}}
 TIMING = re.compile(r"(^|_)seconds$")
 TABLES_WITH_TIMINGS = {"gene_models", "pruning_summary", "kpnn_summary"}
 
@@ -41,7 +46,7 @@ def two_runs(tmp_path_factory):
         root = tmp_path_factory.mktemp("run")
         with dg.instance_for_test() as instance:
             summary = run_graph(instance, root, DatasetResource(preset="small"), device="cpu",
-                                run_config=ONE_EPOCH, echo=lambda _: None, progress=lambda _: None)
+                                run_config=FAST, echo=lambda _: None, progress=lambda _: None)
         assert summary.success, summary.failures
         roots.append(root)
     return roots

@@ -1,0 +1,194 @@
+"""The Dagster UI of regnet in a real browser (headless Debian Chromium driven by playwright).
+
+Starts ``dagster-webserver`` on 127.0.0.1 with a throw-away DAGSTER_HOME and storage, checks
+that the global lineage graph shows every asset group with its number of assets and that each
+group's page lists every asset of regnet, launches a materialization of the ``dataset`` group
+through the UI's GraphQL endpoint (from the page, with the small simulated dataset), waits
+for it to succeed, and saves screenshots to ``$REGNET_ARTIFACTS`` (default
+``regnet_assets_tests/artifacts/``, git-ignored) for CI to keep.
+
+The daemon is not started: runs are launched directly (``DefaultRunCoordinator``), so the
+sensors and the nightly automation stay quiet while the test runs.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("REGNET_ARTIFACTS") or ROOT / "regnet_assets_tests" / "artifacts")
+LOCATION = "regnet_assets"
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-extensions", "--no-first-run"]
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - CI installs it (.[dev])
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(sync_playwright is None, reason="Python playwright is not installed (pip install .[dev])"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"{CHROMIUM} is missing (Debian package `chromium`; .ci/run installs it)"),
+]
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+RUN_STATUS = """query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"""
+LOCATION_STATUS = """{ workspaceOrError { ... on Workspace { locationEntries {
+  name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _graphql(request, url, query, variables=None):
+    response = request.post(f"{url}/graphql", data={"query": query, "variables": variables or {}})
+    assert response.ok, response.text()
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+@pytest.fixture(scope="module")
+def webserver(tmp_path_factory):
+    home, storage = tmp_path_factory.mktemp("dagster_home"), tmp_path_factory.mktemp("storage")
+    (home / "dagster.yaml").write_text(
+        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
+        "telemetry:\n  enabled: false\n")
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "REGNET_STORAGE": str(storage)}
+    exe = shutil.which("dagster-webserver") or str(Path(sys.executable).parent / "dagster-webserver")
+    log = open(home / "webserver.log", "w")
+    proc = subprocess.Popen([exe, "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield url, storage, home, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(home / "webserver.log", ARTIFACTS / "webserver.log")
+
+
+@pytest.fixture(scope="module")
+def page(webserver):
+    url, _, home, proc = webserver
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1800, "height": 1400})
+        deadline = time.monotonic() + 180
+        while True:  # the webserver, then the code location (a subprocess importing regnet)
+            assert proc.poll() is None, (home / "webserver.log").read_text()[-3000:]
+            try:
+                entries = _graphql(page.request, url, LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
+            except Exception:  # noqa: BLE001 - not listening yet
+                entries = []
+            if entries and entries[0]["loadStatus"] == "LOADED":
+                assert entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation", entries
+                break
+            assert time.monotonic() < deadline, "the webserver did not load regnet within 180 s"
+            time.sleep(1)
+        yield page
+        browser.close()
+
+
+def _expected_groups() -> dict[str, set[str]]:
+    from regnet_assets.defs.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
+    return groups
+
+
+def _dismiss_popups(page):
+    skip = page.get_by_role("button", name="Skip")
+    if skip.count():
+        skip.first.click()
+
+
+def test_lineage_graph_shows_every_group_and_asset(webserver, page):
+    url = webserver[0]
+    groups = _expected_groups()
+    assert {"dataset", "models", "attribution", "network", "catalog"} <= set(groups)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    page.goto(f"{url}/asset-groups", wait_until="networkidle", timeout=120_000)
+    _dismiss_popups(page)
+    for group, assets in groups.items():  # the global graph draws each group as a box: name + count
+        box = page.get_by_text(re.compile(rf"^{len(assets)} assets?\b")).first
+        box.wait_for(timeout=60_000)
+        text = page.inner_text("body")
+        assert re.search(rf"(^|\n){re.escape(group)}\n{len(assets)} assets?\b", text), (group, text[:2000])
+    page.screenshot(path=str(ARTIFACTS / "lineage.png"), full_page=True)
+
+    for group, assets in groups.items():  # and every asset of the group on the group's page
+        page.goto(f"{url}/locations/{LOCATION}/asset-groups/{group}/list", wait_until="networkidle",
+                  timeout=120_000)
+        page.get_by_text(sorted(assets)[0], exact=True).first.wait_for(timeout=60_000)
+        shown = set(page.inner_text("body").split("\n"))
+        assert assets <= shown, (group, sorted(assets - shown))
+    page.screenshot(path=str(ARTIFACTS / f"group_{group}.png"), full_page=True)
+
+
+def test_materialize_the_dataset_group_from_the_ui(webserver, page):
+    url, storage, _, _ = webserver
+    dataset = sorted(_expected_groups()["dataset"])
+    page.goto(f"{url}/locations/{LOCATION}/asset-groups/dataset/lineage", wait_until="networkidle",
+              timeout=120_000)
+    _dismiss_popups(page)
+    assert page.get_by_role("button", name=re.compile("Materialize all")).count()
+
+    params = {
+        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
+                     "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [k]} for k in dataset]},
+        "runConfigData": {"resources": {"dataset_config": {"config": {"preset": "small"}}}},
+        "mode": "default",
+        "executionMetadata": {"tags": [{"key": "regnet/test", "value": "browser"}]},
+    }
+    launched = _graphql(page.request, url, LAUNCH, {"params": params})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+
+    deadline = time.monotonic() + 300
+    status = None
+    while time.monotonic() < deadline:
+        status = _graphql(page.request, url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    page.goto(f"{url}/runs/{run_id}", wait_until="networkidle", timeout=120_000)
+    page.get_by_text(re.compile("Success|Failure")).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "dataset_run.png"), full_page=True)
+    assert status == "SUCCESS", status
+    assert (storage / "genes" / "part.parquet").exists() and (storage / "metacells" / "part.parquet").exists()
+
+    page.goto(f"{url}/locations/{LOCATION}/asset-groups/dataset/list", wait_until="networkidle", timeout=120_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(ARTIFACTS / "dataset_group.png"), full_page=True)
