@@ -81,9 +81,9 @@ class SimulationConfig:
 
     seed: int = 0
     # sizes
-    n_cells: int = 4000
-    n_target_genes: int = 96
-    n_tfs: int = 80
+    n_cells: int = 3000  # sized so `make run` trains every model in minutes on 2 cores
+    n_target_genes: int = 24
+    n_tfs: int = 60
     # TFs with at least one true target (the rest are present, motif-bearing decoys); None =
     # ceil(regulator_fraction * n_tfs), so changing n_tfs alone keeps a valid config
     n_regulators: int | None = None

@@ -79,7 +79,7 @@ def motif_hits(context: dg.AssetExecutionContext, multiome: H5muRef) -> pd.DataF
 class MetacellConfig(dg.Config):
     """Cell2Net aggregation: kNN groups of raw counts around seeds spread over PCA space."""
 
-    n_metacells: int = 400
+    n_metacells: int = 200
     k: int = 15
     seed: int = 0
     train_fraction: float = 0.8

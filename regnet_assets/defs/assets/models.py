@@ -34,13 +34,16 @@ class TrainingConfig(dg.Config):
     scheduler_patience: int = 5
     use_sequence: bool = True
     seed: int = 0
+    # Genes stacked per forward pass. On CPU the work is compute-bound, so chunks of ~8 beat
+    # one huge batch (bench/README.md); on a GPU raise it to the whole run.
+    genes_per_batch: int = 8
 
     def to_science(self) -> training.TrainConfig:
         return training.TrainConfig(
             epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
             batch_size=self.batch_size, dropout=self.dropout,
             scheduler_patience=self.scheduler_patience, use_sequence=self.use_sequence,
-            seed=self.seed,
+            seed=self.seed, genes_per_batch=self.genes_per_batch,
         )
 
 
