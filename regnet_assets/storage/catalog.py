@@ -69,19 +69,24 @@ class ReadOnlyQueryError(duckdb.PermissionException):
 def connect(root: Path) -> duckdb.DuckDBPyConnection:
     """A read-only, sandboxed connection to the catalog (built first if it does not exist yet).
 
-    Besides ``read_only`` (no change to the catalog's views), DuckDB is told to touch no file
-    outside the storage folder (``enable_external_access=false`` with ``allowed_directories``),
-    to install or load no extension, and then to lock that configuration so a query cannot undo it.
+    A private in-memory DuckDB attaches the catalog ``READ_ONLY`` (no change to its views), is
+    told to touch no file outside the storage folder (``enable_external_access=false`` with
+    ``allowed_directories``) and to install or load no extension, then locks that configuration
+    so a query cannot undo it. The database is private to the connection: DuckDB shares one
+    instance per file path within a process, and a locked shared instance would refuse the next
+    connection's settings (two threads querying at once).
     """
     root = Path(root).resolve()
     catalog = root / CATALOG_FILE
     if not catalog.exists():
         refresh_catalog(root)
     con = duckdb.connect(
-        str(catalog), read_only=True,
+        ":memory:",
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
     )
     try:
+        con.execute(f"ATTACH {_sql_string(str(catalog))} AS regnet (READ_ONLY)")
+        con.execute("USE regnet")
         con.execute("SET allowed_directories = ?", [[str(root) + os.sep]])
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
