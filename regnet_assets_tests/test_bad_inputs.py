@@ -95,3 +95,14 @@ def test_reliability_md_lists_the_corpus():
     assert corpus.documented_cases() == corpus.describe(), (
         "RELIABILITY.md is out of date: run `python -m regnet_assets_tests.corpus`"
     )
+
+
+def test_reliability_md_names_only_existing_tests():
+    import re
+    from pathlib import Path
+
+    text = corpus.RELIABILITY_MD.read_text(encoding="utf-8")
+    named = set(re.findall(r"`(test_[a-z0-9_]+)`", text))
+    sources = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    defined = set(re.findall(r"^def (test_[a-z0-9_]+)", sources, flags=re.M))
+    assert named and named <= defined, sorted(named - defined)

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from regnet_assets.storage import query, read_table, refresh_catalog, write_table
 
@@ -134,7 +133,6 @@ def _materialize_range(storage: str, home: str, genes: list[str], go) -> tuple[b
     return result.success, "; ".join(failures)
 
 
-@pytest.mark.timeout(240) if hasattr(pytest.mark, "timeout") else (lambda f: f)
 def test_parallel_range_runs_on_one_instance_with_a_reader(tmp_path):
     """Two batched training runs of different genes at once, on one SQLite instance and one
     storage folder, while a third process queries the tables: both succeed, nothing is lost."""
@@ -145,8 +143,7 @@ def test_parallel_range_runs_on_one_instance_with_a_reader(tmp_path):
 
     storage, home = tmp_path / "storage", tmp_path / "home"
     home.mkdir()
-    os.environ.setdefault("DAGSTER_HOME", str(home))
-    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         assert materialize(DATASET_GROUP, storage, instance).success
         genes = read_table(storage, "genes").query("modelable")["gene"].tolist()
         instance.add_dynamic_partitions("genes", genes)
@@ -173,7 +170,7 @@ def test_parallel_range_runs_on_one_instance_with_a_reader(tmp_path):
     metacells = query(storage, "SELECT count(*) AS n FROM metacells")["n"].item()
     per_gene = query(storage, "SELECT gene, count(*) AS n FROM predictions GROUP BY gene")
     assert len(per_gene) == len(genes) and (per_gene["n"] == metacells).all()
-    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         for table in MODEL_TABLES:
             assert instance.get_materialized_partitions(dg.AssetKey(table)) == set(genes), table
 

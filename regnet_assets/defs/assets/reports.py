@@ -483,6 +483,8 @@ class EnrichmentConfig(dg.Config):
         "Two latents whose program genes are also split into shared / unique_<a> / unique_<b> "
         "(InterScale's comparison); the diverging plot shows unique_<a> vs unique_<b>."))
     plot_top_n: int = Field(default=6, ge=1, description="Terms per group in the plot.")
+    plot_groups: int = Field(default=6, ge=1, description="Without the comparison: programs shown (those "
+                                                          "with the smallest adjusted p-values).")
     min_symbol_coverage: float = Field(default=0.2, ge=0, le=1, description=(
         "Skip enrichment (with a note per program) when fewer measured genes than this are GO symbols."))
 
@@ -517,14 +519,19 @@ def gene_program_enrichment(
     tested = result[result["Term"].notna()]
     pair = tuple(f"unique_{n}" for n in config.compare)
     diverging = len(pair) == 2 and all((tested["program"] == p).any() for p in pair)
-    fig = enrichment.plot_top_terms(tested, top_n=config.plot_top_n, groups=pair if diverging else None)
+    if diverging:
+        groups = pair
+    else:  # one-sided: the plot_groups programs with the smallest adjusted p-values
+        best = tested.groupby("program", sort=False)["Adjusted P-value"].min().sort_values(kind="stable")
+        groups = tuple(best.index[: config.plot_groups])
+    fig = enrichment.plot_top_terms(tested, top_n=config.plot_top_n, groups=groups or None)
     top = tested.sort_values("Adjusted P-value", kind="stable").groupby("program", sort=False).head(1)
     context.add_output_metadata({
         **figure_metadata(storage, "gene_program_enrichment", figure_to_png_bytes(fig, dpi=100)),
         "symbol_coverage": coverage, "programs": int(result["program"].nunique()),
         "programs_with_terms": int(tested["program"].nunique()),
         "top_term_per_program": _md(top[["program", "Term", "Overlap", "Adjusted P-value"]]),
-        "plot": "unique_<a> vs unique_<b> (diverging)" if diverging else "top terms of every group",
+        "plot": "unique_<a> vs unique_<b> (diverging)" if diverging else f"top terms of {list(groups)}",
     })
     return result
 
