@@ -19,7 +19,7 @@ from regnet_assets.science.attribution import (
     reference_ig,
 )
 from regnet_assets.science.gene_model import BatchedGeneModel, ModelSpec, init_gene_state
-from regnet_assets.science.training import TrainConfig, predict, synthetic_gene_inputs, train_genes
+from regnet_assets.science.training import StackedInputs, TrainConfig, predict, synthetic_gene_inputs, train_genes
 
 SMALL = dict(n_filters=(8, 8), n_dims=8, n_heads=2)
 
@@ -70,7 +70,7 @@ def test_split_forward_equals_model_forward(seq_len):
     if seq_len is None:
         inputs = [replace(x, peak_seq=None) for x in inputs]
     model = random_model(inputs, seq_len)
-    data = attr_mod._Data(inputs, model.spec, "cpu", torch.float32)
+    data = StackedInputs(inputs, model.spec, "cpu", torch.float32)
     with torch.no_grad():
         expected = model(data.seq, data.acc, data.dist, data.tf, data.cov)
         enc = model.encode(data.seq) if seq_len else None

@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gene_model import LN_EPS, BN_EPS, BatchedGeneModel, ModelSpec, ReferenceGeneModel, distance_weight, sequence_onehot
-from .training import CHECKPOINT_FORMAT, GeneInputs, GeneResult, load_gene_model_file
+from .gene_model import LN_EPS, BN_EPS, BatchedGeneModel, ModelSpec, ReferenceGeneModel
+from .training import CHECKPOINT_FORMAT, GeneInputs, GeneResult, StackedInputs, load_gene_model_file
 
 __all__ = [
     "GeneAttribution",
@@ -167,32 +167,6 @@ def _build(entries, n_peaks, n_tfs, device) -> BatchedGeneModel:
 
 
 # ====================================================================== inputs
-class _Data:
-    """Padded (G, …) tensors of one chunk of genes; padding is exactly what training uses."""
-
-    def __init__(self, inputs: Sequence[GeneInputs], spec: ModelSpec, device, dtype):
-        g, m = len(inputs), len(inputs[0].tf_exp)
-        pmax = max(len(x.peak_names) for x in inputs)
-        tmax = max(len(x.tf_names) for x in inputs)
-        acc = np.zeros((g, m, pmax), np.float32)
-        tf = np.zeros((g, m, tmax), np.float32)
-        dist = np.zeros((g, pmax), np.float32)
-        for i, x in enumerate(inputs):
-            p, t = len(x.peak_names), len(x.tf_names)
-            acc[i, :, :p] = x.peak_acc
-            tf[i, :, :t] = x.tf_exp
-            dist[i, :p] = distance_weight(np.asarray(x.peak_dist, np.float64)).numpy()
-        as_t = lambda a: torch.as_tensor(a, device=device).to(dtype)  # noqa: E731
-        self.acc, self.tf, self.dist = as_t(acc), as_t(tf), as_t(dist)
-        self.cov = as_t(np.stack([np.asarray(x.covariates, np.float32) for x in inputs]))
-        self.seq = None
-        if spec.use_sequence:
-            codes = np.full((g, pmax, spec.seq_len), 4, np.uint8)  # padded peaks: all N = zeros
-            for i, x in enumerate(inputs):
-                codes[i, : len(x.peak_names)] = x.peak_seq
-            self.seq = sequence_onehot(codes, device=device).to(dtype)
-
-
 def _check_inputs(inputs: Sequence[GeneInputs], spec_of: list[ModelSpec]) -> None:
     if not inputs:
         raise ValueError("inputs is empty")
@@ -421,7 +395,7 @@ def _attribute_chunk(model: BatchedGeneModel, inputs, alphas, weights, device, m
     was_training = model.training
     model.eval()
     try:
-        data = _Data(inputs, model.spec, device, dtype)
+        data = StackedInputs(inputs, model.spec, device, dtype)
         g, m, p = data.acc.shape
         s, t, hh = len(alphas), model.t_max, model.spec.head_hidden
         trunk = p * max(model.spec.merge_hidden, 4 * model.spec.n_dims)
@@ -474,7 +448,7 @@ class TFForward(nn.Module):
         if model.n_genes != 1:
             raise ValueError("TFForward needs a one-gene BatchedGeneModel")
         self.model = model.to(device).eval()
-        data = _Data([x], model.spec, device, torch.float32)
+        data = StackedInputs([x], model.spec, device, torch.float32)
         with torch.no_grad():
             self.enc = model.encode(data.seq) if model.spec.use_sequence else None
         self.dist = data.dist
@@ -529,7 +503,7 @@ def reference_ig(
     one = _one_gene_model(model, inputs, device)
     _check_inputs([inputs], [one.spec])
     rows = np.arange(len(inputs.tf_exp)) if metacells is None else np.asarray(metacells, dtype=int)
-    data = _Data([inputs], one.spec, device, torch.float32)
+    data = StackedInputs([inputs], one.spec, device, torch.float32)
     acc, tf, cov = data.acc[0, rows], data.tf[0, rows], data.cov[0, rows]
     if module == "reference":
         ref = ReferenceGeneModel(one.spec, one.n_peaks[0], one.n_tfs[0])

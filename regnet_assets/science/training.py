@@ -450,7 +450,7 @@ def _spec_for(inputs: list[GeneInputs], config: TrainConfig) -> ModelSpec:
                      dropout=config.dropout, attn_dropout=config.attn_dropout)
 
 
-class _Stacked:
+class StackedInputs:
     """Padded per-gene input tensors for one batched run."""
 
     def __init__(self, inputs: list[GeneInputs], spec: ModelSpec, device, dtype=torch.float32):
@@ -480,7 +480,7 @@ class _Stacked:
             self.seq = sequence_onehot(codes, device=device).to(dtype)
 
 
-def _predict_log_rates(model: BatchedGeneModel, data: _Stacked, max_elements: int) -> torch.Tensor:
+def _predict_log_rates(model: BatchedGeneModel, data: StackedInputs, max_elements: int) -> torch.Tensor:
     """Eval-mode log-rates (G, M); the sequence encoder runs once for all metacells."""
     model.eval()
     with torch.no_grad():
@@ -540,7 +540,7 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
     model.to(device=device, dtype=dtype)
     rng_mode = config.dropout_rng if config.dropout_rng != "auto" else ("hash" if device.type == "cuda" else "generator")
     model.set_dropout_rng([gene_seed(config.seed, x.gene, "dropout") for x in inputs], rng_mode)
-    data = _Stacked(inputs, spec, device, dtype)
+    data = StackedInputs(inputs, spec, device, dtype)
     opt = BatchedAdam(model.parameters(), lr=torch.full((g_count,), config.lr, device=device, dtype=dtype),
                       weight_decay=config.weight_decay)
     sched = BatchedPlateau(g_count, config.scheduler_patience, config.scheduler_factor, config.min_lr,
@@ -747,7 +747,7 @@ def predict(module_or_checkpoint, inputs: GeneInputs, device=None) -> np.ndarray
                          f"the model expects {model.spec.n_covariates}")
     ref = next(model.parameters())
     view = inputs if model.spec.use_sequence else _without_seq(inputs)
-    data = _Stacked([view], model.spec, ref.device, ref.dtype)
+    data = StackedInputs([view], model.spec, ref.device, ref.dtype)
     was_training = model.training
     out = _predict_log_rates(model, data, TrainConfig.eval_batch_elements)
     model.train(was_training)
