@@ -105,7 +105,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="hierarchy"):
         SimulationConfig(n_regulators=2)
     # changing only n_tfs keeps a valid config (regulators follow the fraction)
-    assert SimulationConfig(n_tfs=20).regulators == 8 and SimulationConfig().regulators == 32
+    assert SimulationConfig(n_tfs=20).regulators == 8 and SimulationConfig().regulators == 24  # ceil(0.4 × 60 TFs)
     with pytest.raises(ValueError, match="peaks_per_gene"):
         SimulationConfig(peaks_per_gene=(2, 3))
 
