@@ -63,8 +63,6 @@ def test_hostile_gene_partition_cannot_escape_or_change_a_table(trained, key):
     assert query(storage, "SELECT DISTINCT gene FROM predictions")["gene"].tolist() == [gene]
 
 
-@pytest.mark.xfail(strict=True, reason="models.py _checks: pd.concat of no rows raises 'No objects to "
-                   "concatenate' before the unknown-gene Failure when every gene of a run is unknown")
 def test_run_of_only_unknown_genes_names_them(trained):
     storage, instance, _ = trained
     instance.add_dynamic_partitions("genes", ["NOT_A_GENE_EITHER"])

@@ -74,6 +74,9 @@ def gene_models(
     mc = read_multiome(metacell_multiome.path)
     known = set(peak_gene_links["gene"])
     unknown = [g for g in genes if g not in known]
+    if len(unknown) == len(genes):
+        raise dg.Failure(description=f"unknown gene partition(s) {unknown}: not linked to any peak "
+                         "in the dataset's peak_gene_links; nothing was trained")
     inputs, skipped = training.build_gene_inputs(
         mc, peak_gene_links, gene_tf_candidates, [g for g in genes if g in known]
     )

@@ -319,6 +319,8 @@ def kpnn(
     mdata = read_multiome(multiome.path)
     rna = mdata["rna"]
     try:
+        if config.max_cells < 0:
+            raise ValueError(f"KPNNTrainingConfig.max_cells must be >= 0 (0 = all cells), got {config.max_cells}")
         kcfg = config.to_science()
         y, label_info = nd.condition_labels(obs_column(mdata, config.label), config.label, config.positive_class)
         y = nd.subsample_cells(y, config.max_cells, config.seed)
