@@ -4,6 +4,7 @@ Reading all partitions of a table is one DuckDB scan over the files, not one rea
 so a fan-in over thousands of genes stays fast (reference/dagster.md §2–3).
 """
 
+import pickle
 
 import pandas as pd
 
@@ -11,7 +12,7 @@ import dagster as dg
 
 from regnet_assets.defs.resources import StorageResource
 from regnet_assets.storage import read_table, write_table
-from regnet_assets.storage.parquet import PARTITION_COLUMN, partition_path
+from regnet_assets.storage.parquet import PARTITION_COLUMN, partition_path, validate_key, write_atomic
 
 
 def _table(context) -> str:
@@ -74,8 +75,6 @@ class PickleIOManager(dg.ConfigurableIOManager):
     storage: dg.ResourceDependency[StorageResource]
 
     def _path(self, context):
-        from regnet_assets.storage.parquet import validate_key
-
         name = _table(context)
         folder = self.storage.path / "objects"
         if context.has_asset_partitions:
@@ -83,14 +82,8 @@ class PickleIOManager(dg.ConfigurableIOManager):
         return folder / f"{name}.pickle"
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
-        import pickle
-
-        from regnet_assets.storage.parquet import write_atomic
-
         data = pickle.dumps(obj)
         write_atomic(self._path(context), lambda tmp: tmp.write_bytes(data))
 
     def load_input(self, context: dg.InputContext):
-        import pickle
-
         return pickle.loads(self._path(context).read_bytes())
