@@ -101,9 +101,10 @@ def main(argv=None):
     )
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = ap.parse_args(argv)
+    from importlib.metadata import version
+
     import cvxpy
     import highspy  # noqa: F401
-    from importlib.metadata import version
 
     print(f"bench_pruning: {' '.join(sys.argv)}")
     print(f"python {platform.python_version()}, cvxpy {cvxpy.__version__}, highspy {version('highspy')}, "

@@ -78,7 +78,7 @@ def cmd_run(args) -> int:
             summary = run_graph(instance, root, dataset, device=args.device,
                                 batch_size=args.genes_per_run, echo=print, select=args.select,
                                 genes=_genes(args.genes), run_config=_run_config(args.config),
-                                progress=_progress_writer())
+                                progress=_progress_writer(), missing_only=args.missing_only)
         except SelectionError as error:
             print(f"regnet run: {error}", file=sys.stderr)
             return 2
@@ -194,6 +194,58 @@ def cmd_backfill(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from regnet_assets.storage.export import ExportError, export_results
+
+    root = _storage(args)
+    tables, figures, provenance = _export_descriptions(root)
+    try:
+        done = export_results(root, args.path, force=args.force, tables=tables, figures=figures,
+                              provenance=provenance)
+    except ExportError as error:
+        print(f"regnet export: {error}", file=sys.stderr)
+        return 2
+    print(f"Exported {len(done['tables'])} table(s) (Parquet + CSV), {len(done['figures'])} figure(s) and "
+          f"{done['models']} model checkpoint(s) to {Path(args.path).absolute()}; see its README.md")
+    return 0
+
+
+def _export_descriptions(root: Path):
+    """README descriptions of tables and figures, and the run provenance, from the definitions
+    and (when it exists) the instance that made the results."""
+    import dagster as dg
+
+    from regnet_assets.defs.definitions import ALL_ASSETS, defs
+    from regnet_assets.defs.provenance import run_provenance
+    from regnet_assets.storage.export import TableInfo
+
+    graph = defs.resolve_asset_graph()
+    keys = sorted({k for a in ALL_ASSETS for k in a.keys}, key=lambda k: k.to_user_string())
+    tables = {}
+    for key in keys:
+        node = graph.get(key)
+        schema = node.metadata.get("dagster/column_schema")
+        columns = {c.name: c.description or "" for c in schema.columns} if schema is not None else {}
+        tables[key.to_user_string()] = TableInfo(
+            description=" ".join((node.description or "").split()), group=node.group_name or "",
+            per_gene=node.partitions_def is not None, columns=columns)
+    home = Path(os.environ.get("DAGSTER_HOME") or root / "dagster_home")
+    if not (home / "dagster.yaml").exists() and not (home / "storage").exists():
+        return tables, {}, {}
+    _prepare_home(root)
+    figures = {}
+    with dg.DagsterInstance.get() as instance:
+        for key in keys:
+            event = instance.get_latest_materialization_event(key)
+            if event is None or event.asset_materialization is None:
+                continue
+            for name in event.asset_materialization.metadata:
+                if name.endswith("_png"):
+                    figures[name[:-4]] = f"made by `{key.to_user_string()}`: {tables[key.to_user_string()].description}"
+        provenance = run_provenance(instance, defs, keys)
+    return tables, figures, provenance
+
+
 def cmd_ui(args) -> int:
     root = _storage(args)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -218,6 +270,9 @@ def parser() -> argparse.ArgumentParser:
                      "'key:gene_models+', 'multiome, genes' (default: everything)")
     run.add_argument("--genes", help="only these genes (comma/space separated, or a file): "
                      "registered partitions, in batched runs over contiguous ranges")
+    run.add_argument("--missing-only", action="store_true",
+                     help="only what is missing, failed or older than its inputs: resume an interrupted "
+                     "run, or train new genes without retraining the others")
     run.add_argument("--config", help="run config as YAML/JSON (file or inline), e.g. "
                      "'{\"ops\": {\"gene_models\": {\"config\": {\"epochs\": 5}}}}'")
     run.add_argument("--dataset", help="a .h5mu file (default: the simulated dataset)")
@@ -247,6 +302,12 @@ def parser() -> argparse.ArgumentParser:
     backfill.add_argument("--no-downstream", action="store_true",
                           help="only the gene assets, not the tables downstream")
     backfill.set_defaults(func=cmd_backfill)
+
+    export = with_storage(sub.add_parser("export", help="write a self-contained results folder: every table "
+                                         "as Parquet and CSV, figures, checkpoints, run config, README"))
+    export.add_argument("path", help="folder to create (must be empty or absent unless --force)")
+    export.add_argument("--force", action="store_true", help="replace the folder's contents")
+    export.set_defaults(func=cmd_export)
 
     ui = with_storage(sub.add_parser("ui", help="start the Dagster UI (127.0.0.1 unless --host)"))
     ui.add_argument("--host", default="127.0.0.1")

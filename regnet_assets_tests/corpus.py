@@ -386,6 +386,9 @@ CONFIG_CASES = [
          _op_config("pkn_edges", ["pkn_edges"], source="internet")),
     Case("pkn-missing-inputs-unknown", "config", "PKNConfig.missing_inputs = 'maybe'",
          "pkn_edges", "missing_inputs", _op_config("pkn_edges", ["pkn_edges"], missing_inputs="maybe")),
+    Case("performance-history-gene-unknown", "config", "PerformanceConfig.history_gene = 'NOT_A_GENE'",
+         "model_performance", "history_gene",
+         _op_config("model_performance", ["model_performance"], history_gene="NOT_A_GENE")),
     Case("dataset-preset-unknown", "config", "DatasetResource.preset = 'huge'", "multiome",
          "preset", lambda env: {"selection": ["multiome"], "dataset": DatasetResource(preset="huge")}),
 ]

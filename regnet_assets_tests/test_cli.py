@@ -17,8 +17,11 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+import torch
+import yaml
 
 from regnet_assets.cli import main
+from regnet_assets.storage import query
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TINY = {"ops": {"gene_models": {"config": {"epochs": 1}},
@@ -103,3 +106,51 @@ def test_failing_gene_exits_non_zero_naming_asset_and_gene(ran):
 
     unknown = regnet("run", "--storage", str(storage), "--select", "group:models", "--genes", "NOPE", env=env)
     assert unknown.returncode == 2 and "NOPE" in unknown.stderr
+
+
+def test_regnet_export_writes_every_readme_table_equal_to_its_duckdb_view(ran, tmp_path, monkeypatch, capsys):
+    storage, _, proc = ran
+    assert proc.returncode == 0
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    out = tmp_path / "results"
+    assert main(["export", str(out), "--storage", str(storage)]) == 0
+    readme = (out / "README.md").read_text()
+    for table in readme_tables():
+        view = query(storage, f'SELECT * FROM "{table}"')
+        exported = pd.read_parquet(out / "tables" / f"{table}.parquet")
+        pd.testing.assert_frame_equal(exported, view, check_dtype=False, obj=table)
+        csv = pd.read_csv(out / "tables" / f"{table}.csv")
+        assert list(csv.columns) == list(view.columns) and len(csv) == len(view), table
+        assert f"| `{table}` | {len(view)} |" in readme, table  # listed with its row count
+    figures = sorted(p.name for p in (storage / "figures").glob("*.png"))
+    assert sorted(p.name for p in (out / "figures").iterdir()) == figures and "umap_tf_activity_batch.png" in figures
+    assert all(f"`figures/{name}` | made by `" in readme for name in figures)
+    genes = query(storage, "SELECT gene FROM gene_models WHERE status = 'trained'")["gene"]
+    checkpoints = sorted(out.glob("models/gene=*/model.pt"))
+    assert len(checkpoints) == len(genes) > 0
+    payload = torch.load(checkpoints[0], weights_only=True)  # opens without regnet
+    assert payload["summary"]["gene"] in set(genes) and payload["state"]
+    provenance = yaml.safe_load((out / "run_config.yaml").read_text())
+    assert provenance["dataset"]["preset"] == "small"
+    trained_by = [r for r in provenance["runs"] if "gene_models" in r["assets"]]
+    partitions = query(storage, "SELECT gene FROM gene_models")["gene"]  # trained and skipped genes
+    assert sorted(g for r in trained_by for g in r["genes"]) == sorted(partitions)
+    assert all(r["n_genes"] == len(r["genes"]) for r in trained_by)
+    assert all(r["config"]["gene_models"]["epochs"] == 1 and r["config"]["gene_models"]["lr"] == 1e-4
+               for r in trained_by)  # given (epochs) and default (lr) settings
+
+
+def test_regnet_export_refuses_a_non_empty_folder_unless_forced(ran, tmp_path, monkeypatch, capsys):
+    storage, _, _ = ran
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    assert main(["export", str(out), "--storage", str(storage)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    assert main(["export", str(storage / "export"), "--storage", str(storage)]) == 2  # inside the storage
+    assert not (storage / "export").exists()
+    assert main(["export", str(out), "--storage", str(storage), "--force"]) == 0
+    assert not (out / "mine.txt").exists() and (out / "README.md").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no staging folder left behind

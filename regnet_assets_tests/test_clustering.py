@@ -8,11 +8,11 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 
 from regnet_assets.science.clustering import (
     clustering_scores,
-    figure_to_png_bytes,
     plot_scores,
     scib_batch_asw,
     summarise_scores,
 )
+from regnet_assets.science.figures import png_bytes
 
 
 def _toy(n=240, seed=1):
@@ -123,5 +123,5 @@ def test_summary_single_fold_has_nan_ci_and_plot_renders():
     summ = summarise_scores(_fold_scores(1))
     assert summ["ci_lower"].isna().all() and (summ["n_folds"] == 1).all()
     fig = plot_scores(summarise_scores(_fold_scores(3)))
-    png = figure_to_png_bytes(fig)
+    png = png_bytes(fig)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -73,33 +73,18 @@ def complete_genes(instance, tables) -> set[str]:
     return set.intersection(*map(set, done)) if done else set()
 
 
-def missing_batches(order: list[str], missing: set[str], size: int) -> list[list[str]]:
-    """Missing genes cut into runs contiguous in partition order (a range run covers every key
-    between its ends, so a batch must not span a complete gene)."""
-    batches, current = [], []
-    for gene in order:
-        if gene in missing:
-            current.append(gene)
-            if len(current) == size:
-                batches.append(current)
-                current = []
-        elif current:
-            batches.append(current)
-            current = []
-    return batches + ([current] if current else [])
-
-
 def victim_train(storage: Path) -> None:
     """Train the genes the instance does not have yet, in contiguous batched range runs."""
     import dagster as dg
 
+    from regnet_assets.defs.status import contiguous_batches
     from regnet_assets_tests.conftest import materialize
     from regnet_assets_tests.corpus import MODEL_TABLES
 
     with dg.DagsterInstance.get() as instance:
         order = instance.get_dynamic_partitions("genes")
         missing = set(order) - complete_genes(instance, MODEL_TABLES)
-        for batch in missing_batches(order, missing, BATCH):
+        for batch in contiguous_batches(order, missing, BATCH):
             print("RUN " + json.dumps(batch), flush=True)
             result = materialize(MODEL_TABLES, storage, instance,
                                  run_config={"ops": {"gene_models": {"config": {"epochs": EPOCHS}}},
@@ -200,9 +185,9 @@ def training_setup(tmp_path_factory):
     """Dataset group materialized and the modelable genes registered on a SQLite instance."""
     import dagster as dg
 
+    from regnet_assets.storage import read_table
     from regnet_assets_tests.conftest import materialize
     from regnet_assets_tests.corpus import DATASET_GROUP
-    from regnet_assets.storage import read_table
 
     base = tmp_path_factory.mktemp("kill")
     storage, home = base / "storage", base / "home"

@@ -72,7 +72,6 @@ def test_gpu_run_config_validates_and_targets_the_gpu_pool_steps():
 
 def test_k8s_code_location_loads():
     from deploy.k8s.regnet_k8s import defs
-
     from regnet_assets.defs.definitions import defs as regnet_defs
 
     dg.Definitions.validate_loadable(defs)

@@ -8,8 +8,8 @@ import pytest
 import requests
 from scipy.stats import false_discovery_control, hypergeom
 
-from regnet_assets.science.clustering import figure_to_png_bytes
 from regnet_assets.science.enrichment import GSEAPY_COLUMNS, enrich_programs, plot_top_terms
+from regnet_assets.science.figures import png_bytes
 from regnet_assets.science.reference_data import go_bp_gene_sets
 
 
@@ -112,8 +112,8 @@ def test_plot_top_terms_diverging_and_single_group():
     fig = plot_top_terms(res, top_n=2)
     widths = [p.get_width() for p in fig.axes[0].patches]
     assert min(widths) < 0 < max(widths)  # first group drawn to the left
-    assert figure_to_png_bytes(fig)[:4] == b"\x89PNG"
+    assert png_bytes(fig)[:4] == b"\x89PNG"
     one = plot_top_terms(res[res["program"] == "right"])
     assert all(p.get_width() > 0 for p in one.axes[0].patches)
     empty = plot_top_terms(res.iloc[0:0])
-    assert figure_to_png_bytes(empty)[:4] == b"\x89PNG"
+    assert png_bytes(empty)[:4] == b"\x89PNG"

@@ -21,8 +21,8 @@ from regnet_assets.science.metacells import (
     _majority,
     _split,
     make_metacells,
-    spread_seeds,
     split_table,
+    spread_seeds,
 )
 
 N_CELLS, N_GENES, N_PEAKS = 90, 12, 20

@@ -29,11 +29,11 @@ def trained(tmp_path_factory):
         checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
         summary = materialize(["model_performance"], storage, instance)
         assert summary.success
-        yield storage, genes, checks, result, instance
+        yield storage, genes, checks, result, instance, summary
 
 
 def test_one_run_writes_one_row_per_gene_in_every_table(trained):
-    storage, genes, checks, result, _ = trained
+    storage, genes, checks, result, *_ = trained
     assert len(genes) >= 3
     refresh_catalog(storage)
     for table in MODEL_TABLES:
@@ -64,10 +64,30 @@ def test_model_performance_summarises_every_trained_gene(trained):
     assert (storage / "figures" / "model_performance.png").stat().st_size > 1000
     correlation = read_table(storage, "gene_correlation")
     assert summary["valid_spearman_median"].item() == pytest.approx(correlation["valid_spearman"].median())
+    models = read_table(storage, "gene_models")
+    assert summary["n_best_at_last_epoch"].item() == int((models["best_epoch"] == 3).sum())
+    assert summary["best_epoch_median"].item() == models["best_epoch"].median()
+
+
+def test_model_performance_plots_a_typical_genes_curve_and_the_best_epochs(trained):
+    storage, genes, *_, instance, result = trained
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    correlation = read_table(storage, "gene_correlation").dropna(subset=["valid_spearman"]).sort_values(
+        ["valid_spearman", "gene"])
+    assert meta["history_gene"].value == correlation["gene"].iloc[(len(correlation) - 1) // 2]  # the median gene
+    for name in ("best_epochs", "gene_training_curve"):
+        assert f"{name}_plot" in meta and (storage / "figures" / f"{name}.png").stat().st_size > 1000
+    chosen = materialize(["model_performance"], storage, instance,
+                         run_config={"ops": {"model_performance": {"config": {"history_gene": genes[0]}}}})
+    assert chosen.get_asset_materialization_events()[0].materialization.metadata["history_gene"].value == genes[0]
+    bad = materialize(["model_performance"], storage, instance,
+                      run_config={"ops": {"model_performance": {"config": {"history_gene": "NOPE"}}}})
+    assert not bad.success
+    assert "history_gene" in bad.get_step_failure_events()[0].event_specific_data.error.to_string()
 
 
 def test_unknown_gene_fails_its_partition_and_leaves_the_others(trained, tmp_path):
-    storage, genes, _, _, instance = trained
+    storage, genes, _, _, instance, _ = trained
     instance.add_dynamic_partitions("genes", ["NOT_A_GENE"])
     before = read_table(storage, "gene_models", [genes[-1]])
     result = materialize(MODEL_TABLES, storage, instance, run_config=FEW_EPOCHS,

@@ -19,7 +19,7 @@ from regnet_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS, TABLE_ASSETS,
 from regnet_assets.defs.partitions import GENES
 from regnet_assets.defs.runner import submit_backfill
 from regnet_assets.defs.schedules import nightly_targets
-from regnet_assets.defs.sensors import RANGE_END, RANGE_START, gene_sensor_factory
+from regnet_assets.defs.sensors import RANGE_END, RANGE_START, gene_sensor_factory, register_genes
 from regnet_assets.defs.status import asset_statuses, contiguous_batches, genes_per_run, partitioned_keys
 from regnet_assets.storage import write_table
 
@@ -230,3 +230,49 @@ def test_every_table_asset_is_covered_by_a_zero_row_check():
 def test_automation_is_on_by_default(name):
     sensor = next(s for s in defs.sensors if s.name == name)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_pools_are_created_once_before_runs_claim_them():
+    """``initialize_pools`` creates the gpu pool's row (so concurrent runs never race to), once."""
+    from regnet_assets.defs.pools import GPU_POOL, initialize_pools
+
+    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 3}}}) as instance:
+        assert GPU_POOL not in instance.event_log_storage.get_concurrency_keys()
+        assert initialize_pools(instance) == [GPU_POOL]
+        assert instance.event_log_storage.get_concurrency_info(GPU_POOL).slot_count == 3
+        assert initialize_pools(instance) == []  # already there: nothing to do
+    with dg.instance_for_test() as instance:  # no default limit configured: no pool row to create
+        assert initialize_pools(instance) == []
+
+
+
+def test_run_missing_only_trains_just_the_genes_not_done_yet(tmp_path):
+    """``regnet run --missing-only`` after a run of 3 genes: the dataset is not rebuilt, only the
+    other genes are trained, the summary is refreshed; a second call finds nothing to do."""
+    from regnet_assets.defs.resources import DatasetResource
+    from regnet_assets.defs.runner import run_graph
+
+    config = {"ops": {"gene_models": {"config": {"epochs": 1}}}}
+    with dg.instance_for_test() as instance:
+        def run(**kwargs):
+            return run_graph(instance, tmp_path, DatasetResource(preset="small"), device="cpu",
+                             select="group:dataset, group:models", run_config=config,
+                             echo=lambda _: None, progress=lambda _: None, **kwargs)
+
+        def latest(asset):
+            return instance.get_asset_records([dg.AssetKey(asset)])[0].asset_entry.last_materialization_storage_id
+
+        assert run_graph(instance, tmp_path, DatasetResource(preset="small"), select="group:dataset",
+                         echo=lambda _: None).success
+        genes = register_genes(instance, tmp_path)
+        assert len(genes) > 3 and run(genes=genes[:3]).genes_done == 3
+        dataset, performance = latest("multiome"), latest("model_performance")
+
+        resumed = run(missing_only=True)
+        assert resumed.success and resumed.genes_done == resumed.genes_total == len(genes) - 3
+        assert latest("multiome") == dataset and latest("model_performance") > performance
+        done = instance.get_materialized_partitions(dg.AssetKey("gene_models"))
+        assert done == set(genes)
+
+        again = run(missing_only=True)
+        assert again.success and again.runs == 0 and again.genes_total == 0

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from regnet_assets.defs.partitions import GENES
+from regnet_assets.defs.pools import GPU_POOL, initialize_pools
 from regnet_assets.defs.resources import DatasetResource
 from regnet_assets.defs.sensors import RANGE_END, RANGE_START, modelable_genes
 from regnet_assets.defs.status import contiguous_batches
@@ -74,6 +75,7 @@ def _concurrent_backfill(home: Path, dataset_storage, tmp_path) -> tuple[list[st
     shutil.copytree(source, storage, ignore=shutil.ignore_patterns("dagster_home"))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions(GENES, genes)
+        initialize_pools(instance)  # as submit_backfill and the gene sensor do before launching runs
     batches = contiguous_batches(genes, genes, -(-len(genes) // WORKERS))
     assert len(batches) == WORKERS
     with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
@@ -126,6 +128,8 @@ def test_concurrent_backfill_on_postgres(dataset_storage, tmp_path):
         instance.wipe()  # a shared test database: start from an empty instance
         for key in instance.get_dynamic_partitions(GENES):
             instance.delete_dynamic_partition(GENES, key)
+        # as on a fresh instance: the pool has no row until initialize_pools creates it
+        instance.event_log_storage.delete_concurrency_limit(GPU_POOL)
     started = time.monotonic()
     genes, results, storage = _concurrent_backfill(home, dataset_storage, tmp_path)
     assert not _lock_errors(results)

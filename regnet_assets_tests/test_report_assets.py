@@ -25,9 +25,13 @@ PARTITIONED = ["gene_models", "training_history", "predictions", "gene_correlati
 NETWORK = ["pkn_edges", "pruned_dag_edges", "pruning_summary", "kpnn_metrics", "kpnn_summary",
            "kpnn_node_importance", "kpnn_history", "kpnn_activations", "kpnn_predictions"]
 REPORTS = ["embeddings", "clustering_scores", "clustering_score_summary", "gene_ranks", "gene_loadings",
-           "latent_rank_report", "dim_importance", "gene_program_genes", "gene_program_enrichment"]
+           "latent_rank_report", "dim_importance", "gene_program_genes", "gene_program_enrichment",
+           "history_allfolds", "mean_history_allfolds", "embedding_maps"]
+REPRESENTATIONS = {"observed_pca", "predicted_pca", "tf_activity", "kpnn_full", "kpnn_pruned"}
 PLOTS = {"clustering_score_summary": "clustering_scores", "gene_ranks": "gene_ranks",
-         "dim_importance": "dim_importance", "gene_program_enrichment": "gene_program_enrichment"}
+         "dim_importance": "dim_importance", "gene_program_enrichment": "gene_program_enrichment",
+         "mean_history_allfolds": "mean_history_allfolds",
+         **{f"embedding_maps/{r}/{c}": f"umap_{r}_{c}" for r in REPRESENTATIONS for c in ("cell_type", "batch")}}
 N_FOLDS, KPNN_FOLDS = 5, 3
 CONFIG = {"ops": {
     "metacell_multiome": {"config": {"n_metacells": 120}},
@@ -36,6 +40,7 @@ CONFIG = {"ops": {
     "kpnn": {"config": {"epochs": 5, "n_folds": KPNN_FOLDS, "max_cells": 300}},
     "embeddings": {"config": {"n_folds": N_FOLDS, "n_components": 5}},
     "clustering_scores": {"config": {"sample_size": 100}},
+    "embedding_maps": {"config": {"max_obs": 90}},
 }}
 
 
@@ -56,7 +61,7 @@ def run(tmp_path_factory):
         assert ranged.success, [e.event_specific_data.error.to_string() for e in ranged.get_step_failure_events()]
         assert materialize(NETWORK, storage, instance, run_config=ops("kpnn")).success
         reports = materialize(REPORTS + ["duckdb_catalog"], storage, instance,
-                              run_config=ops("embeddings", "clustering_scores"))
+                              run_config=ops("embeddings", "clustering_scores", "embedding_maps"))
         assert reports.success, [e.event_specific_data.error.to_string() for e in reports.get_step_failure_events()]
         metadata = {e.asset_key.to_user_string(): e.materialization.metadata
                     for e in reports.get_asset_materialization_events()}
@@ -72,6 +77,7 @@ def test_every_report_table_is_a_non_empty_duckdb_view(run):
 def test_plots_are_attached_and_saved_beside_the_tables(run):
     storage, _, metadata, _ = run
     for asset, figure in PLOTS.items():
+        asset = asset.split("/")[0]
         assert f"{figure}_plot" in metadata[asset] and f"{figure}_png" in metadata[asset], asset
         assert metadata[asset][f"{figure}_plot"].value.startswith(f"![{figure}](data:image/png;base64,")
         png = storage / "figures" / f"{figure}.png"
@@ -82,7 +88,7 @@ def test_embeddings_cover_every_representation_with_its_folds(run):
     storage, _, metadata, _ = run
     emb = read_table(storage, "embeddings")
     metacells = read_table(storage, "metacells")
-    assert set(emb["representation"]) == {"observed_pca", "predicted_pca", "tf_activity", "kpnn_full", "kpnn_pruned"}
+    assert set(emb["representation"]) == REPRESENTATIONS
     for name in ("observed_pca", "predicted_pca", "tf_activity"):
         sub = emb[emb["representation"] == name]
         assert sorted(sub["fold"].unique()) == list(range(N_FOLDS))
@@ -183,3 +189,35 @@ def test_missing_representations_are_skipped_and_named(run, tmp_path):
     meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert set(meta["embeddings"]["skipped"].value) == {"tf_activity", "kpnn_full", "kpnn_pruned"}
     assert set(read_table(tmp_path, "clustering_scores")["representation"]) == {"observed_pca", "predicted_pca"}
+
+
+def test_history_allfolds_stacks_the_kpnn_folds_and_its_mean_matches(run):
+    storage, *_ = run
+    kpnn = read_table(storage, "kpnn_history")
+    allfolds = read_table(storage, "history_allfolds")
+    assert set(allfolds["model"]) == {"kpnn_full", "kpnn_pruned"} and len(allfolds) == len(kpnn)
+    assert allfolds["fold"].nunique() == KPNN_FOLDS
+    mean = read_table(storage, "mean_history_allfolds")
+    expected = allfolds.groupby(["model", "epoch"])[["train_loss", "valid_loss", "valid_auc"]].mean()
+    got = mean.set_index(["model", "epoch"]).loc[expected.index, expected.columns]
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-12)
+    assert (mean.set_index(["model", "epoch"]).loc[expected.index, "n_folds"]
+            == allfolds.groupby(["model", "epoch"]).size()).all()
+
+
+def test_embedding_maps_cover_every_representation_and_fold(run):
+    storage, _, metadata, _ = run
+    table = read_table(storage, "embedding_maps")
+    emb = read_table(storage, "embeddings")
+    assert set(table["representation"]) == REPRESENTATIONS
+    assert np.isfinite(table[["umap1", "umap2"]].to_numpy()).all()
+    for (name, fold), rows in table.groupby(["representation", "fold"]):
+        source = emb[(emb["representation"] == name) & (emb["fold"] == fold)]
+        assert len(rows) == min(90, source["obs_name"].nunique()) and rows["cell"].is_unique
+        assert set(rows["cell"]) <= set(source["obs_name"])
+    assert table.groupby("representation")["fold"].nunique().to_dict() == {
+        "observed_pca": N_FOLDS, "predicted_pca": N_FOLDS, "tf_activity": N_FOLDS,
+        "kpnn_full": KPNN_FOLDS, "kpnn_pruned": KPNN_FOLDS}
+    assert (table.loc[table["representation"].str.startswith("kpnn"), "split"] == "test").all()
+    assert table["cell_type"].notna().all() and table["batch"].notna().all()
+    assert metadata["embedding_maps"]["skipped"].value == {}

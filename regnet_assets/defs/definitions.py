@@ -7,18 +7,20 @@ import dagster as dg
 from regnet_assets.defs.assets.attribution import ATTRIBUTION_ASSETS, ATTRIBUTION_TABLES
 from regnet_assets.defs.assets.catalog import catalog_asset
 from regnet_assets.defs.assets.dataset import DATASET_ASSETS, DATASET_TABLES
+from regnet_assets.defs.assets.experiment import EXPERIMENT_ASSETS
 from regnet_assets.defs.assets.models import MODEL_ASSETS
 from regnet_assets.defs.assets.network import NETWORK_ASSETS, NETWORK_TABLES
 from regnet_assets.defs.assets.reports import REPORT_ASSETS, REPORT_TABLES
+from regnet_assets.defs.checks import build_checks
 from regnet_assets.defs.io_managers import ParquetIOManager, PickleIOManager
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
-from regnet_assets.defs.checks import build_checks
 from regnet_assets.defs.schedules import nightly_sensor, with_nightly_conditions
 from regnet_assets.defs.sensors import gene_sensor_factory
 
-TABLE_ASSETS = [*DATASET_TABLES, *MODEL_ASSETS, *ATTRIBUTION_TABLES, *NETWORK_TABLES, *REPORT_TABLES]
+TABLE_ASSETS = [*DATASET_TABLES, *MODEL_ASSETS, *ATTRIBUTION_TABLES, *NETWORK_TABLES, *REPORT_TABLES,
+                *EXPERIMENT_ASSETS]
 ALL_ASSETS = [*DATASET_ASSETS, *MODEL_ASSETS, *ATTRIBUTION_ASSETS, *NETWORK_ASSETS, *REPORT_ASSETS,
-              catalog_asset(TABLE_ASSETS)]
+              *EXPERIMENT_ASSETS, catalog_asset(TABLE_ASSETS)]
 ALL_CHECKS = build_checks(ALL_ASSETS, TABLE_ASSETS)
 
 

@@ -6,13 +6,13 @@ so a fan-in over thousands of genes stays fast (reference/dagster.md §2–3).
 
 import pickle
 
+import dagster as dg
 import pandas as pd
 
-import dagster as dg
-
+from regnet_assets.atomic import write_atomic
 from regnet_assets.defs.resources import StorageResource
 from regnet_assets.storage import read_table, write_table
-from regnet_assets.storage.parquet import PARTITION_COLUMN, partition_path, validate_key, write_atomic
+from regnet_assets.storage.parquet import PARTITION_COLUMN, partition_path, validate_key
 
 
 def _table(context) -> str:

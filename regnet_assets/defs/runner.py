@@ -21,9 +21,10 @@ import dagster as dg
 
 from regnet_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS, defs, make_resources
 from regnet_assets.defs.partitions import GENES
+from regnet_assets.defs.pools import initialize_pools
 from regnet_assets.defs.resources import DatasetResource
 from regnet_assets.defs.sensors import RANGE_END, RANGE_START, register_genes
-from regnet_assets.defs.status import contiguous_batches, genes_per_run, partitioned_keys
+from regnet_assets.defs.status import asset_statuses, contiguous_batches, genes_per_run, partitioned_keys
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -63,10 +64,30 @@ def resolve_selection(select: str | None) -> set[dg.AssetKey]:
             raise SelectionError(f"--select {part!r}: {error}") from error
     if not keys:
         raise SelectionError(f"--select {select!r} matches no asset")
+    return _whole_multi_assets(keys)
+
+
+def _whole_multi_assets(keys: set[dg.AssetKey]) -> set[dg.AssetKey]:
+    """``keys`` widened to every output of the multi-assets they touch (computed together)."""
     for a in ALL_ASSETS:
         if keys & set(a.keys) and not a.can_subset:
-            keys |= set(a.keys)
+            keys = keys | set(a.keys)
     return keys
+
+
+def _pending(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> set[dg.AssetKey]:
+    """The non-partitioned ``keys`` that are missing, failed or older than one of their inputs."""
+    if not keys:
+        return keys
+    statuses = asset_statuses(instance, ALL_ASSETS, keys)
+    return _whole_multi_assets({k for k, st in statuses.items() if st.state != "materialized"}) & keys
+
+
+def _pending_genes(instance: dg.DagsterInstance, keys: set[dg.AssetKey], genes: list[str]) -> list[str]:
+    """The ``genes`` for which any of the gene assets ``keys`` is missing, failed or stale."""
+    statuses = asset_statuses(instance, ALL_ASSETS, keys)
+    pending = {g for st in statuses.values() for g in (*st.missing, *st.stale, *st.failed)}
+    return [g for g in genes if g in pending]
 
 
 def _phases(selected: set[dg.AssetKey]) -> tuple[set, set, set]:
@@ -132,8 +153,13 @@ def run_graph(
     batch_size: int | None = None, echo: Callable[[str], None] = print,
     select: str | None = None, genes: Sequence[str] | None = None,
     run_config: dict | None = None, progress: Callable[[str], None] | None = None,
+    missing_only: bool = False,
 ) -> RunSummary:
-    """Run the selected phases; the summary lists failures (empty when everything succeeded)."""
+    """Run the selected phases; the summary lists failures (empty when everything succeeded).
+
+    ``missing_only``: in each phase only what is missing, failed or older than its inputs (resume
+    an interrupted run; train new genes without retraining the others).
+    """
     started = time.monotonic()
     summary = RunSummary()
     resources = make_resources(str(root), dataset, device)
@@ -151,6 +177,8 @@ def run_graph(
             summary.assets |= set(selection)
         return failure
 
+    if missing_only:
+        before = _pending(instance, before)
     if before:
         echo(f"materializing the dataset ({len(before)} assets)")
         if failure := run(before, "the dataset"):
@@ -160,6 +188,9 @@ def run_graph(
     if partitioned:
         summary.genes_new = len(register_genes(instance, root))
         batches = gene_batches(instance, genes, size)
+        if missing_only:
+            requested = [g for batch in batches for g in batch]
+            batches = gene_batches(instance, _pending_genes(instance, partitioned, requested), size)
         summary.genes_total = sum(len(b) for b in batches)
         echo(f"{summary.genes_total} gene(s) in {len(batches)} run(s) of at most {size} "
              f"({summary.genes_new} newly registered)")
@@ -175,6 +206,8 @@ def run_graph(
                 summary.genes_done += len(batch)
             processed += len(batch)
             bar.update(processed, f"run {n}/{len(batches)} {'FAILED' if failure else 'ok'}")
+    if missing_only and not summary.failures:
+        after = _pending(instance, after)
     if after and not summary.failures:
         echo(f"materializing the summaries and the catalog ({len(after)} assets)")
         if failure := run(after, "summaries"):
@@ -225,5 +258,6 @@ def submit_backfill(instance: dg.DagsterInstance, genes: Sequence[str] | None = 
         title="regnet: " + ("all genes" if genes is None else f"{len(genes)} gene(s)"),
         description=None, run_config=None,
     )
+    initialize_pools(instance)  # before the daemon launches the backfill's runs side by side
     instance.add_backfill(backfill)
     return backfill.backfill_id

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from regnet_assets.defs.partitions import GENES, genes_partitions
+from regnet_assets.defs.pools import initialize_pools
 from regnet_assets.defs.status import contiguous_batches, genes_per_run, partitioned_keys
 from regnet_assets.storage import read_table
 
@@ -71,6 +72,7 @@ def gene_sensor_factory(storage_root_fn, assets: Sequence = ()):
             return dg.SkipReason("no new modelable genes")
         runs = batch_run_requests([*known, *added], added, keys, size,
                                   {"regnet/trigger": "new_genes"}) if keys else []
+        initialize_pools(context.instance)  # before the runs claim it concurrently
         context.log.info(f"{len(added)} new gene(s): {len(runs)} run(s) of at most {size} genes")
         return dg.SensorResult(dynamic_partitions_requests=[genes_partitions.build_add_request(added)],
                                run_requests=runs)

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gene_model import LN_EPS, BN_EPS, BatchedGeneModel, ModelSpec, ReferenceGeneModel
+from .gene_model import BN_EPS, LN_EPS, BatchedGeneModel, ModelSpec, ReferenceGeneModel
 from .training import CHECKPOINT_FORMAT, GeneInputs, GeneResult, StackedInputs, load_gene_model_file
 
 __all__ = [

@@ -14,7 +14,6 @@ two are not interchangeable and must not share a column name.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -33,7 +32,6 @@ __all__ = [
     "scib_batch_asw",
     "summarise_scores",
     "plot_scores",
-    "figure_to_png_bytes",
 ]
 
 #: Metric columns produced by :func:`clustering_scores` (all "higher is better" except davies_bouldin).
@@ -252,9 +250,3 @@ def plot_scores(
     fig.tight_layout()
     return fig
 
-
-def figure_to_png_bytes(fig, dpi: int = 150) -> bytes:
-    """Render a figure to PNG bytes (for report metadata) without touching pyplot state."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return buf.getvalue()

@@ -9,15 +9,11 @@ sampling noise no model could remove.
 
 from __future__ import annotations
 
-import io
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
+from regnet_assets.science.figures import figure
 
 OVERFIT_GAP = 0.2  # "train ≫ valid": train Spearman above valid by more than this
 
@@ -53,7 +49,7 @@ def performance_summary(correlation: pd.DataFrame) -> pd.DataFrame:
 
 def plot_train_vs_valid(correlation: pd.DataFrame):
     """Train vs valid Spearman per gene with the y = x diagonal (below it: overfitting)."""
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    fig, ax = figure(figsize=(4.5, 4.5))
     ax.scatter(correlation["train_spearman"], correlation["valid_spearman"], s=12, alpha=0.7)
     lo = float(np.nanmin([correlation["train_spearman"].min(), correlation["valid_spearman"].min(), 0]))
     ax.plot([lo, 1], [lo, 1], color="grey", linestyle="--", linewidth=1)
@@ -62,10 +58,3 @@ def plot_train_vs_valid(correlation: pd.DataFrame):
     fig.tight_layout()
     return fig
 
-
-def figure_png(fig) -> bytes:
-    """A matplotlib figure as PNG bytes (closed afterwards, so figures do not pile up)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()

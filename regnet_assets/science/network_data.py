@@ -398,12 +398,12 @@ _ROLE_COLOURS = {"pathway_upstream": "#8c0000", "pathway_kinase": "#d62728", "pa
 
 def plot_node_importance(importance: pd.DataFrame, top: int = 30):
     """Top ``top`` hidden nodes by mean |node weight| per network, coloured by simulator role."""
-    from regnet_assets.science.model_quality import plt
+    from regnet_assets.science.figures import figure
 
     mean = importance[(importance["scope"] == "mean") & ~importance["is_output"].astype(bool)]
     networks = list(pd.unique(mean["network"]))
-    fig, axes = plt.subplots(1, max(len(networks), 1), figsize=(5 * max(len(networks), 1), 0.22 * top + 1.5),
-                             dpi=100, squeeze=False)
+    fig, axes = figure(ncols=max(len(networks), 1), figsize=(5 * max(len(networks), 1), 0.22 * top + 1.5),
+                       squeeze=False)
     for ax, net in zip(axes[0], networks):
         rows = mean[mean["network"] == net].nlargest(top, "node_weight_abs").iloc[::-1]
         colours = [_ROLE_COLOURS.get(r, _ROLE_COLOURS[""]) for r in rows["role"]]
@@ -422,11 +422,11 @@ def plot_node_importance(importance: pd.DataFrame, top: int = 30):
 
 def plot_kpnn_metrics(metrics: pd.DataFrame):
     """Full vs pruned KPNN: mean of each held-out metric with the folds as points."""
-    from regnet_assets.science.model_quality import plt
+    from regnet_assets.science.figures import figure
 
     names = ["accuracy", "precision", "recall", "f1", "roc_auc"]
     networks = list(pd.unique(metrics["network"]))
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=100)
+    fig, ax = figure(figsize=(6.5, 3.8))
     width = 0.8 / max(len(networks), 1)
     for k, net in enumerate(networks):
         rows = metrics[metrics["network"] == net]

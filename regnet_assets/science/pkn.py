@@ -14,7 +14,6 @@ can surface them verbatim.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import re

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +46,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from regnet_assets.atomic import write_atomic
 
 from . import motifs as motif_lib
 from .reference_data import dorothea
@@ -657,17 +658,9 @@ def write_simulated(path: str | os.PathLike, config: SimulationConfig | None = N
     """Simulate and write the .h5mu atomically (temp file in the same folder, then os.replace),
     so a killed run never leaves a torn dataset where a reader would pick it up."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     mdata = simulate(config)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.h5mu", dir=path.parent)
-    os.close(fd)
-    try:
-        mdata.write_h5mu(tmp, compression="gzip")  # ~2.5x smaller, well under a second more
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda tmp: mdata.write_h5mu(tmp, compression="gzip"),  # gzip: ~2.5x smaller
+                 suffix=".tmp.h5mu")
     return path
 
 

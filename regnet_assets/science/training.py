@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, fields, replace
@@ -24,6 +23,8 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from scipy import stats
+
+from regnet_assets.atomic import write_atomic
 
 from .gene_model import (
     BatchedGeneModel,
@@ -673,7 +674,6 @@ def save_gene_model(path, result: GeneResult) -> Path:
     Only tensors and plain Python containers are stored, so it loads with ``weights_only=True``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     preds = result.predictions
     payload = {
         "state": result.state,
@@ -690,17 +690,7 @@ def save_gene_model(path, result: GeneResult) -> Path:
                     "valid_loss": result.valid_loss, "valid_spearman": result.valid_spearman,
                     "device": result.device, "seconds": result.seconds},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda tmp: torch.save(payload, tmp))
     return path
 
 

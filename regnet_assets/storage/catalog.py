@@ -14,7 +14,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from regnet_assets.storage.parquet import validate_table_name, write_atomic
+from regnet_assets.atomic import write_atomic
+from regnet_assets.storage.parquet import validate_table_name
 
 CATALOG_FILE = "regnet.duckdb"
 

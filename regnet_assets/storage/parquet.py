@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-import uuid
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from regnet_assets.atomic import write_atomic
 
 DEFAULT_STORAGE = "regnet_storage"
 PARTITION_COLUMN = "gene"
@@ -76,20 +77,6 @@ def partition_path(root: Path, table: str, key: str | None) -> Path:
     if key is None:
         return base / "part.parquet"
     return base / f"{PARTITION_COLUMN}={validate_key(key)}" / "part.parquet"
-
-
-def write_atomic(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path`` (fsync'd, same folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_table(root: Path, table: str, df: pd.DataFrame, key: str | None = None) -> Path:

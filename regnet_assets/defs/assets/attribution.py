@@ -18,16 +18,23 @@ from pydantic import Field
 
 from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.assets.models import GENES_PER_RUN
-from regnet_assets.defs.figures import figure_metadata
+from regnet_assets.defs.metadata import column_schema, figure_metadata
 from regnet_assets.defs.partitions import genes_partitions
+from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
-from regnet_assets.science import attribution, grn, model_quality, training
+from regnet_assets.science import attribution, grn, training
 from regnet_assets.science.dataset import read_multiome
+from regnet_assets.science.figures import png_bytes
 from regnet_assets.storage.models import model_path
 
 GROUP = "attribution"
 TABLES = ("tf_attribution", "tf_to_gene", "attribution_delta")
 METHOD_NAME = "regnet"
+_DESCRIPTIONS = {
+    "tf_attribution": "Integrated Gradients of each gene's predicted log-rate w.r.t. each candidate TF, per metacell.",
+    "tf_to_gene": "Attributions summarised per gene, cell type and TF (mean, SD), ranked.",
+    "attribution_delta": "Completeness (convergence delta) of each gene's attributions.",
+}
 
 _COLUMNS = {
     "tf_attribution": {
@@ -72,11 +79,6 @@ _COLUMNS = {
 }
 
 
-def _schema(table: str) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, description=text)
-                                   for name, text in _COLUMNS[table].items()])
-
-
 class AttributionConfig(dg.Config):
     """Integrated Gradients and the per-cell-type summary; defaults follow the Cell2Net tutorial."""
 
@@ -94,13 +96,14 @@ class AttributionConfig(dg.Config):
 
 @dg.multi_asset(
     outs={name: dg.AssetOut(group_name=GROUP, kinds={"pytorch", "parquet"} if name == "tf_attribution"
-                            else {"parquet"}, metadata={"dagster/column_schema": _schema(name)})
+                            else {"parquet"}, metadata=column_schema(_COLUMNS[name]),
+                            description=_DESCRIPTIONS[name])
           for name in TABLES},
     ins={"gene_models": dg.AssetIn(), "metacell_multiome": dg.AssetIn(),
          "peak_gene_links": dg.AssetIn(), "gene_tf_candidates": dg.AssetIn()},
     partitions_def=genes_partitions,
     backfill_policy=dg.BackfillPolicy.multi_run(GENES_PER_RUN),
-    pool="gpu",
+    pool=GPU_POOL,
     check_specs=[
         dg.AssetCheckSpec("attribution_complete", asset="tf_attribution",
                           description="Each gene's convergence delta is small relative to its output range."),
@@ -236,7 +239,7 @@ def _checks(tables, threshold: float):
 
 # ====================================================================== fan-in over all genes
 @dg.asset(group_name=GROUP, kinds={"parquet"},
-          metadata={"dagster/column_schema": _schema("regulatory_network")})
+          metadata=column_schema(_COLUMNS["regulatory_network"]))
 def regulatory_network(
     context: dg.AssetExecutionContext, tf_to_gene: pd.DataFrame, tf_attribution: pd.DataFrame
 ) -> pd.DataFrame:
@@ -264,7 +267,7 @@ _RECOVERY_COLUMNS = ["method", "cell_type", "n_candidates", "n_true", "auroc", "
                      "sign_accuracy", "n_signed", "n_true_outside"]
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata={"dagster/column_schema": _schema("grn_recovery")})
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["grn_recovery"]))
 def grn_recovery(
     context: dg.AssetExecutionContext, config: RecoveryConfig, regulatory_network: pd.DataFrame,
     tf_attribution: pd.DataFrame, truth_tf_gene: pd.DataFrame, metacell_multiome: H5muRef,
@@ -294,7 +297,7 @@ def grn_recovery(
                              title=f"TF → gene recovery ({edges['gene'].nunique()} genes)")
     overall = table[table["cell_type"] == grn.ALL].set_index("method")
     context.add_output_metadata({
-        **figure_metadata(storage, "grn_recovery", model_quality.figure_png(fig)),
+        **figure_metadata(storage, "grn_recovery", png_bytes(fig)),
         "overall": dg.MetadataValue.md(overall[["auroc", "auprc", "sign_accuracy", "n_true", "n_candidates"]]
                                        .to_markdown(floatfmt=".3f")),
         **{f"auprc_{m}": float(overall.at[m, "auprc"]) for m in overall.index},

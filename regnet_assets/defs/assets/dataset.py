@@ -7,10 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from regnet_assets.atomic import write_atomic
 from regnet_assets.defs.resources import DatasetResource, StorageResource
 from regnet_assets.science import candidates, dataset, motifs
 from regnet_assets.science import metacells as metacell_science
-from regnet_assets.storage.parquet import write_atomic
 
 GROUP = "dataset"
 
@@ -53,7 +53,8 @@ def multiome(
     ref = _ref(path, mdata, dataset_config.simulated)
     context.add_output_metadata(
         {"path": dg.MetadataValue.path(ref.path), "cells": ref.n_cells, "genes": ref.n_genes,
-         "peaks": ref.n_peaks, "simulated": ref.simulated}
+         "peaks": ref.n_peaks, "simulated": ref.simulated,
+         "dataset_config": dg.MetadataValue.json(dataset_config.model_dump())}
     )
     return ref
 

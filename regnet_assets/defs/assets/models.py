@@ -8,19 +8,53 @@ resource picks, and writes each gene's rows to its own partition of every table.
 import dagster as dg
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from regnet_assets.defs.assets.dataset import H5muRef
-from regnet_assets.defs.figures import figure_metadata
+from regnet_assets.defs.metadata import column_schema, figure_metadata
 from regnet_assets.defs.partitions import genes_partitions
+from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
-from regnet_assets.science import model_quality, training
+from regnet_assets.science import histories, model_quality, training
 from regnet_assets.science.dataset import read_multiome
+from regnet_assets.science.figures import png_bytes
 from regnet_assets.storage.models import model_path
-from regnet_assets.storage.parquet import write_atomic
 
 GROUP = "models"
 GENES_PER_RUN = 64
 TABLES = ("gene_models", "training_history", "predictions", "gene_correlation")
+_DESCRIPTIONS = {
+    "gene_models": "One row per gene: trained or skipped (why), sizes, best epoch, losses, device, seconds.",
+    "training_history": "Per gene and epoch: losses, valid/train Spearman and learning rate.",
+    "predictions": "Per gene and metacell: split, observed count and predicted count (best epoch's weights).",
+    "gene_correlation": "Per gene: train/valid Spearman and Pearson, and the oracle ceiling on simulated data.",
+}
+_COLUMNS = {
+    "gene_models": {
+        "gene": "target gene", "status": "trained | skipped", "reason": "why a gene was skipped",
+        "n_peaks": "linked peaks", "n_tfs": "candidate TFs", "n_params": "trainable parameters",
+        "best_epoch": "epoch (1-based) with the best valid Spearman, whose weights are kept",
+        "epochs_run": "epochs trained", "train_loss": "Poisson NLL over train metacells at the best epoch",
+        "valid_loss": "Poisson NLL over valid metacells at the best epoch", "device": "torch device",
+        "seconds": "wall-clock training time of the gene's chunk, shared among its genes",
+    },
+    "training_history": {
+        "gene": "target gene", "epoch": "epoch (1-based)", "train_loss": "Poisson NLL, train metacells (eval mode)",
+        "valid_loss": "Poisson NLL, valid metacells", "valid_spearman": "Spearman of observed vs predicted, valid",
+        "train_spearman": "the same on train metacells", "lr": "learning rate in that epoch",
+        "train_batch_loss": "mean minibatch loss during the epoch (train mode)",
+    },
+    "predictions": {
+        "gene": "target gene", "metacell": "metacell", "split": "train or valid",
+        "observed": "observed count", "predicted": "predicted count (exp of the log-rate)",
+    },
+    "gene_correlation": {
+        "gene": "target gene", "status": "trained | skipped", "train_spearman": "scipy Spearman, train",
+        "train_pearson": "Pearson, train", "n_train": "train metacells", "valid_spearman": "scipy Spearman, valid",
+        "valid_pearson": "Pearson, valid", "n_valid": "valid metacells",
+        "oracle_spearman": "Spearman of observed valid counts with the simulator's true rates (NaN on real data)",
+    },
+}
 
 
 class TrainingConfig(dg.Config):
@@ -53,12 +87,13 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 
 @dg.multi_asset(
     outs={name: dg.AssetOut(group_name=GROUP, kinds={"pytorch", "parquet"} if name == "gene_models"
-                            else {"parquet"}) for name in TABLES},
+                            else {"parquet"}, description=_DESCRIPTIONS[name], metadata=column_schema(_COLUMNS[name]))
+          for name in TABLES},
     ins={"metacell_multiome": dg.AssetIn(), "peak_gene_links": dg.AssetIn(),
          "gene_tf_candidates": dg.AssetIn()},
     partitions_def=genes_partitions,
     backfill_policy=dg.BackfillPolicy.multi_run(GENES_PER_RUN),
-    pool="gpu",
+    pool=GPU_POOL,
     check_specs=[
         dg.AssetCheckSpec("predictions_are_finite", asset="predictions"),
         dg.AssetCheckSpec("valid_spearman_present", asset="gene_correlation"),
@@ -86,7 +121,7 @@ def gene_models(
     results = training.train_genes(inputs, config.to_science(), device=torch_device) if inputs else []
     for result in results:
         path = model_path(storage.path, result.gene)
-        write_atomic(path, lambda tmp, r=result: training.save_gene_model(tmp, r))
+        training.save_gene_model(path, result)
 
     tables = _tables(results, skipped, mc)
     yield from (dg.Output(tables[name], output_name=name) for name in TABLES)
@@ -147,19 +182,43 @@ def _checks(tables):
                               passed=not missing, metadata={"missing": dg.MetadataValue.json(missing)})
 
 
+class PerformanceConfig(dg.Config):
+    history_gene: str = Field(default="", description="Gene whose training curve is plotted; empty = the "
+                              "trained gene with the median valid Spearman (a typical one).")
+
+
 @dg.asset(group_name=GROUP, kinds={"parquet"})
 def model_performance(
-    context: dg.AssetExecutionContext, gene_correlation: pd.DataFrame, storage: StorageResource
+    context: dg.AssetExecutionContext, config: PerformanceConfig, gene_correlation: pd.DataFrame,
+    gene_models: pd.DataFrame, training_history: pd.DataFrame, storage: StorageResource,
 ) -> pd.DataFrame:
-    """Summary over all genes: valid-Spearman quantiles, the seed's counts, train-vs-valid plot."""
+    """Summary over all genes: valid-Spearman quantiles, the seed's counts and where the best epochs
+    fell; plots: train vs valid, best epochs across genes, one gene's training curve."""
     trained = gene_correlation[gene_correlation["status"] == "trained"]
-    summary = model_quality.performance_summary(trained)
-    png = model_quality.figure_png(model_quality.plot_train_vs_valid(trained))
+    models = gene_models[gene_models["status"] == "trained"]
+    summary = model_quality.performance_summary(trained).assign(**histories.best_epoch_summary(models))
+    gene = config.history_gene or _median_gene(trained)
+    curve = training_history[training_history["gene"] == gene].sort_values("epoch")
+    if curve.empty:
+        raise dg.Failure(f"PerformanceConfig.history_gene: no training history for gene {gene!r}; "
+                         f"trained genes include {sorted(models['gene'])[:10]}")
+    best = models.loc[models["gene"] == gene, "best_epoch"]
     context.add_output_metadata({
-        **figure_metadata(storage, "model_performance", png),
+        **figure_metadata(storage, "model_performance", png_bytes(model_quality.plot_train_vs_valid(trained))),
+        **figure_metadata(storage, "best_epochs", png_bytes(histories.plot_best_epochs(models))),
+        **figure_metadata(storage, "gene_training_curve", png_bytes(
+            histories.plot_gene_history(curve, gene, int(best.iloc[0]) if len(best) else None))),
+        "history_gene": gene,
         "summary": dg.MetadataValue.md(summary.T.to_markdown(headers=["", "value"])),
     })
     return summary
+
+
+def _median_gene(trained: pd.DataFrame) -> str:
+    scored = trained.dropna(subset=["valid_spearman"]).sort_values(["valid_spearman", "gene"])
+    if scored.empty:
+        raise dg.Failure("model_performance: no gene has a valid Spearman (nothing trained?)")
+    return str(scored["gene"].iloc[(len(scored) - 1) // 2])
 
 
 MODEL_ASSETS = [gene_models, model_performance]

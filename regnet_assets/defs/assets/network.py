@@ -16,11 +16,12 @@ import pandas as pd
 from pydantic import Field
 
 from regnet_assets.defs.assets.dataset import H5muRef
-from regnet_assets.defs.figures import figure_metadata
+from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
+from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
 from regnet_assets.science import network_data as nd
 from regnet_assets.science.dataset import obs_column, read_multiome
-from regnet_assets.science.model_quality import figure_png
+from regnet_assets.science.figures import png_bytes
 from regnet_assets.science.pkn import EDGE_COLUMNS, PKNError, human_kpnn, read_pkn
 from regnet_assets.storage import read_table
 
@@ -73,15 +74,6 @@ _COLUMNS = {
     "kpnn_predictions": {"network": "full or pruned", "fold": "fold in which the cell was held out",
                          "cell": "cell", "y_true": "1 = positive class", "y_prob": "predicted probability"},
 }
-
-
-def _schema(table: str) -> dict:
-    columns = [dg.TableColumn(name, description=text) for name, text in _COLUMNS[table].items()]
-    return {"dagster/column_schema": dg.TableSchema(columns=columns)}
-
-
-def _md(frame: pd.DataFrame) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4g") if len(frame) else "(none)")
 
 
 def _fail(what: str, exc: Exception) -> dg.Failure:
@@ -161,7 +153,7 @@ def _build(config: PKNConfig, mdata, truth_signalling, candidates, storage):
     return edges, report["root"], meta
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=_schema("pkn_edges"))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["pkn_edges"]))
 def pkn_edges(
     context: dg.AssetExecutionContext, config: PKNConfig, multiome: H5muRef,
     truth_signalling: pd.DataFrame, gene_tf_candidates: pd.DataFrame, storage: StorageResource,
@@ -183,7 +175,7 @@ def pkn_edges(
     context.add_output_metadata({
         **meta, **{k: v for k, v in report.items() if not isinstance(v, list)},
         "input_genes_not_measured_examples": dg.MetadataValue.json(report["input_genes_not_measured_examples"]),
-        "edges_by_origin": _md(by_origin),
+        "edges_by_origin": markdown(by_origin),
     })
     return final[[*EDGE_COLUMNS, "origin"]]
 
@@ -212,9 +204,10 @@ def _summary_row(summary: dict, root: str) -> pd.DataFrame:
 @dg.multi_asset(
     outs={
         "pruned_dag_edges": dg.AssetOut(
-            group_name=GROUP, kinds={"parquet"}, metadata=_schema("pruned_dag_edges"),
+            group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["pruned_dag_edges"]),
             description="The smallest DAG of the PKN in which every input reaches the root."),
-        "pruning_summary": dg.AssetOut(group_name=GROUP, kinds={"parquet"}, metadata=_schema("pruning_summary"),
+        "pruning_summary": dg.AssetOut(group_name=GROUP, kinds={"parquet"},
+                                       metadata=column_schema(_COLUMNS["pruning_summary"]),
                                        description="One row: sizes before/after, compression and solver numbers."),
     },
     check_specs=[dg.AssetCheckSpec("pruning_is_optimal", asset="pruning_summary",
@@ -241,7 +234,7 @@ def pruned_dag(context: dg.AssetExecutionContext, config: PruningConfig, pkn_edg
                                   "solve_seconds")}
     yield dg.Output(kept, output_name="pruned_dag_edges",
                     metadata={**headline, "optimal": optimal, "edges_by_origin":
-                              _md(kept.groupby("origin").size().rename("edges").reset_index())})
+                              markdown(kept.groupby("origin").size().rename("edges").reset_index())})
     yield dg.Output(_summary_row(s, root), output_name="pruning_summary",
                     metadata={**headline, "optimal": optimal,
                               "best_bound": dg.MetadataValue.float(float("nan") if s["best_bound"] is None
@@ -303,10 +296,11 @@ _KPNN_DESCRIPTIONS = {
 
 @dg.multi_asset(
     outs={name: dg.AssetOut(group_name=GROUP, kinds={"pytorch", "parquet"} if name == "kpnn_summary"
-                            else {"parquet"}, description=_KPNN_DESCRIPTIONS[name], metadata=_schema(name))
+                            else {"parquet"}, description=_KPNN_DESCRIPTIONS[name],
+                            metadata=column_schema(_COLUMNS[name]))
           for name in KPNN_TABLES},
     ins={"multiome": dg.AssetIn(), "pkn_edges": dg.AssetIn(), "pruned_dag_edges": dg.AssetIn()},
-    pool="gpu",
+    pool=GPU_POOL,
 )
 def kpnn(
     context: dg.AssetExecutionContext, config: KPNNTrainingConfig, multiome: H5muRef,
@@ -367,13 +361,13 @@ def _kpnn_metadata(storage: StorageResource, tables: dict, common: dict) -> dict
     truth = [None if np.isnan(v) else float(v) for v in summary["pathway_vs_decoy_auc"]]
     metadata = {name: dict(common) for name in KPNN_TABLES}
     metadata["kpnn_summary"].update({
-        **figure_metadata(storage, "kpnn_metrics", figure_png(nd.plot_kpnn_metrics(tables["kpnn_metrics"]))),
-        "summary": _md(summary[["network", "n_params", "roc_auc", "f1", "parameter_compression_pct",
+        **figure_metadata(storage, "kpnn_metrics", png_bytes(nd.plot_kpnn_metrics(tables["kpnn_metrics"]))),
+        "summary": markdown(summary[["network", "n_params", "roc_auc", "f1", "parameter_compression_pct",
                                 "roc_auc_change_pct", "pathway_vs_decoy_auc"]]),
     })
     metadata["kpnn_node_importance"].update({
-        **figure_metadata(storage, "kpnn_node_importance", figure_png(nd.plot_node_importance(imp))),
-        "top_nodes_full": _md(top[["node", "role", "node_weight_abs", "node_weight", "bias"]]),
+        **figure_metadata(storage, "kpnn_node_importance", png_bytes(nd.plot_node_importance(imp))),
+        "top_nodes_full": markdown(top[["node", "role", "node_weight_abs", "node_weight", "bias"]]),
         "pathway_vs_decoy_auc": dg.MetadataValue.json(dict(zip(summary["network"], truth))),
     })
     return metadata

@@ -16,13 +16,16 @@ from pydantic import Field
 
 from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.assets.models import GENES_PER_RUN, TrainingConfig
-from regnet_assets.defs.figures import figure_metadata
+from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
 from regnet_assets.defs.partitions import genes_partitions
+from regnet_assets.defs.pools import GPU_POOL
+from regnet_assets.defs.provenance import latest_runs
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
 from regnet_assets.science import enrichment, programs, training
 from regnet_assets.science import representations as rep
-from regnet_assets.science.clustering import figure_to_png_bytes, plot_scores
+from regnet_assets.science.clustering import plot_scores
 from regnet_assets.science.dataset import obs_column, read_multiome
+from regnet_assets.science.figures import png_bytes
 from regnet_assets.storage import read_table
 
 GROUP = "reports"
@@ -106,15 +109,6 @@ _COLUMNS = {
 }
 
 
-def _schema(table: str) -> dict:
-    columns = [dg.TableColumn(name, description=text) for name, text in _COLUMNS[table].items()]
-    return {"dagster/column_schema": dg.TableSchema(columns=columns)}
-
-
-def _md(frame: pd.DataFrame) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4g") if len(frame) else "(none)")
-
-
 def _optional(storage: StorageResource, table: str) -> pd.DataFrame | None:
     try:
         return read_table(storage.path, table)
@@ -156,20 +150,8 @@ class AblationConfig(dg.Config):
 
 def _full_model_configs(instance: dg.DagsterInstance, genes: list[str]) -> dict[str, dict]:
     """Per gene, the ``gene_models`` op config of the run that last materialized it (if known)."""
-    from dagster._core.events import DagsterEventType
-
-    key = dg.AssetKey("gene_models")
-    ids = instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION, set(genes))
-    if not ids:
-        return {}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, storage_ids=list(ids.values())), limit=len(ids)).records
-    run_of = {r.storage_id: r.event_log_entry.run_id for r in records}
     configs, runs = {}, {}
-    for gene, storage_id in ids.items():
-        run_id = run_of.get(storage_id)
-        if run_id is None:
-            continue
+    for gene, run_id in latest_runs(instance, dg.AssetKey("gene_models"), genes).items():
         if run_id not in runs:
             run = instance.get_run_by_id(run_id)
             runs[run_id] = None if run is None else \
@@ -181,11 +163,11 @@ def _full_model_configs(instance: dg.DagsterInstance, genes: list[str]) -> dict[
 
 @dg.multi_asset(
     outs={"ablated_gene_correlation": dg.AssetOut(
-        group_name=GROUP, kinds={"pytorch", "parquet"}, metadata=_schema("ablated_gene_correlation"),
+        group_name=GROUP, kinds={"pytorch", "parquet"}, metadata=column_schema(_COLUMNS["ablated_gene_correlation"]),
         description="Valid/train scores of each gene's model trained without its TF branch.")},
     ins={"metacell_multiome": dg.AssetIn(), "peak_gene_links": dg.AssetIn(), "gene_tf_candidates": dg.AssetIn()},
     deps=["gene_models"], partitions_def=genes_partitions,
-    backfill_policy=dg.BackfillPolicy.multi_run(GENES_PER_RUN), pool="gpu",
+    backfill_policy=dg.BackfillPolicy.multi_run(GENES_PER_RUN), pool=GPU_POOL,
 )
 def ablated_gene_models(
     context: dg.AssetExecutionContext, config: AblationConfig, metacell_multiome: H5muRef,
@@ -228,7 +210,7 @@ def ablated_gene_models(
     return dg.Output(out, output_name="ablated_gene_correlation", metadata=meta)
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=_schema("gene_ranks"))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["gene_ranks"]))
 def gene_ranks(
     context: dg.AssetExecutionContext, gene_correlation: pd.DataFrame, ablated_gene_correlation: pd.DataFrame,
     storage: StorageResource,
@@ -244,11 +226,11 @@ def gene_ranks(
     ranked = ranks.dropna(subset=["rank_diff"])
     show = ["gene", "score_full", "score_ablated", "rank_diff"]
     context.add_output_metadata({
-        **figure_metadata(storage, "gene_ranks", figure_to_png_bytes(rep.plot_gene_ranks(ranks), dpi=100)),
+        **figure_metadata(storage, "gene_ranks", png_bytes(rep.plot_gene_ranks(ranks))),
         "genes_ranked": len(ranked), "genes_unranked": len(ranks) - len(ranked),
-        "tf_dependent": _md(ranked.nlargest(5, "rank_diff")[show]),
-        "tf_independent": _md(ranked.nsmallest(5, "rank_diff")[show]),
-        "best_predicted": _md(ranked.nlargest(5, "avg_rank")[["gene", "score_full", "score_ablated", "avg_rank"]]),
+        "tf_dependent": markdown(ranked.nlargest(5, "rank_diff")[show]),
+        "tf_independent": markdown(ranked.nsmallest(5, "rank_diff")[show]),
+        "best_predicted": markdown(ranked.nlargest(5, "avg_rank")[["gene", "score_full", "score_ablated", "avg_rank"]]),
     })
     return ranks.sort_values("gene", ignore_index=True)
 
@@ -268,7 +250,7 @@ class EmbeddingConfig(dg.Config):
 
 @dg.asset(
     group_name=GROUP, kinds={"parquet"}, deps=["predictions", "tf_attribution", "kpnn_activations"],
-    metadata=_schema("embeddings"),
+    metadata=column_schema(_COLUMNS["embeddings"]),
 )
 def embeddings(
     context: dg.AssetExecutionContext, config: EmbeddingConfig, metacells: pd.DataFrame,
@@ -324,7 +306,7 @@ def embeddings(
         context.log.warning(f"representation {name} skipped: {reason}")
     counts = out.groupby("representation", sort=False).agg(
         folds=("fold", "nunique"), observations=("obs_name", "nunique"), dims=("dim", "nunique")).reset_index()
-    context.add_output_metadata({"representations": _md(counts),
+    context.add_output_metadata({"representations": markdown(counts),
                                  "skipped": dg.MetadataValue.json(skipped)})
     return out
 
@@ -338,7 +320,7 @@ class ClusteringConfig(dg.Config):
                                                             "metacell representations only).")
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=_schema("clustering_scores"))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["clustering_scores"]))
 def clustering_scores(config: ClusteringConfig, embeddings: pd.DataFrame) -> pd.DataFrame:
     """ASW, Davies-Bouldin, Calinski-Harabasz (and scIB ASWs) per representation, fold, split and label."""
     bad = set(config.splits) - {"train", "test"}
@@ -352,7 +334,7 @@ class SummaryConfig(dg.Config):
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Confidence level of the t interval.")
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=_schema("clustering_score_summary"))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["clustering_score_summary"]))
 def clustering_score_summary(
     context: dg.AssetExecutionContext, config: SummaryConfig, clustering_scores: pd.DataFrame,
     storage: StorageResource,
@@ -366,8 +348,8 @@ def clustering_score_summary(
     sil = shown[shown["metric"] == "silhouette"].pivot_table(index="representation", columns="label",
                                                              values="mean").reset_index()
     context.add_output_metadata({
-        **figure_metadata(storage, "clustering_scores", figure_to_png_bytes(fig, dpi=100)),
-        "mean_silhouette": _md(sil),
+        **figure_metadata(storage, "clustering_scores", png_bytes(fig)),
+        "mean_silhouette": markdown(sil),
     })
     return summary
 
@@ -392,7 +374,12 @@ class GeneProgramConfig(dg.Config):
     kpnn_networks: list[str] = Field(default=["full", "pruned"], description="KPNN latents to analyse.")
 
 
-_PROGRAM_OUTS = ("gene_loadings", "latent_rank_report", "dim_importance", "gene_program_genes")
+_PROGRAM_OUTS = {
+    "gene_loadings": "Standardised loading of every gene on every dim of each latent space.",
+    "latent_rank_report": "Numerical rank of each latent space (are its dims linearly independent?).",
+    "dim_importance": "Share of standardised explained variance per dim, with the cumulative cutoff.",
+    "gene_program_genes": "Top genes of each selected dim: the gene programs.",
+}
 
 
 def _latents(storage: StorageResource, config: GeneProgramConfig, mc, mdata):
@@ -429,7 +416,9 @@ def _covariate(mdata, name: str) -> pd.Series | None:
 
 
 @dg.multi_asset(
-    outs={name: dg.AssetOut(group_name=GROUP, kinds={"parquet"}, metadata=_schema(name)) for name in _PROGRAM_OUTS},
+    outs={name: dg.AssetOut(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS[name]),
+                            description=text)
+          for name, text in _PROGRAM_OUTS.items()},
     ins={"metacell_multiome": dg.AssetIn(), "multiome": dg.AssetIn()},
     deps=["tf_attribution", "kpnn_activations"],
 )
@@ -460,14 +449,14 @@ def gene_programs(
     imp, rank = frames["dim_importance"], frames["latent_rank_report"]
     common = {"latents": dg.MetadataValue.json([n for n, *_ in latents]), "skipped": dg.MetadataValue.json(skipped)}
     extra = {
-        "latent_rank_report": {"report": _md(rank)},
+        "latent_rank_report": {"report": markdown(rank)},
         "dim_importance": {
             **(figure_metadata(storage, "dim_importance",
-                               figure_to_png_bytes(rep.plot_dim_importance(imp), dpi=100)) if len(imp) else {}),
+                               png_bytes(rep.plot_dim_importance(imp))) if len(imp) else {}),
             "selected_dims": dg.MetadataValue.json(
                 {n: g.loc[g["selected"], "dim"].tolist() for n, g in imp.groupby("latent", sort=False)}),
         },
-        "gene_program_genes": {"programs": _md(frames["gene_program_genes"].groupby("program", sort=False)
+        "gene_program_genes": {"programs": markdown(frames["gene_program_genes"].groupby("program", sort=False)
                                                 .size().rename("genes").reset_index())
                                if len(frames["gene_program_genes"]) else "(none)"},
     }
@@ -489,7 +478,7 @@ class EnrichmentConfig(dg.Config):
         "Skip enrichment (with a note per program) when fewer measured genes than this are GO symbols."))
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=_schema("gene_program_enrichment"))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["gene_program_enrichment"]))
 def gene_program_enrichment(
     context: dg.AssetExecutionContext, config: EnrichmentConfig, gene_program_genes: pd.DataFrame,
     multiome: H5muRef, storage: StorageResource,
@@ -527,10 +516,10 @@ def gene_program_enrichment(
     fig = enrichment.plot_top_terms(tested, top_n=config.plot_top_n, groups=groups or None)
     top = tested.sort_values("Adjusted P-value", kind="stable").groupby("program", sort=False).head(1)
     context.add_output_metadata({
-        **figure_metadata(storage, "gene_program_enrichment", figure_to_png_bytes(fig, dpi=100)),
+        **figure_metadata(storage, "gene_program_enrichment", png_bytes(fig)),
         "symbol_coverage": coverage, "programs": int(result["program"].nunique()),
         "programs_with_terms": int(tested["program"].nunique()),
-        "top_term_per_program": _md(top[["program", "Term", "Overlap", "Adjusted P-value"]]),
+        "top_term_per_program": markdown(top[["program", "Term", "Overlap", "Adjusted P-value"]]),
         "plot": "unique_<a> vs unique_<b> (diverging)" if diverging else f"top terms of {list(groups)}",
     })
     return result
