@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -125,10 +126,16 @@ def _materialize_range(storage: str, home: str, genes: list[str], go) -> tuple[b
     from regnet_assets_tests.corpus import MODEL_TABLES
 
     go.wait()
-    with dg.DagsterInstance.get() as instance:
-        result = materialize(MODEL_TABLES, Path(storage), instance, run_config=ONE_EPOCH,
-                             tags={"dagster/asset_partition_range_start": genes[0],
-                                   "dagster/asset_partition_range_end": genes[-1]})
+    try:
+        with dg.DagsterInstance.get() as instance:
+            result = materialize(MODEL_TABLES, Path(storage), instance, run_config=ONE_EPOCH,
+                                 tags={"dagster/asset_partition_range_start": genes[0],
+                                       "dagster/asset_partition_range_end": genes[-1]})
+    finally:
+        # An in-process Dagster run leaves SIGTERM mapped to its SIGINT handling
+        # (dagster._utils.interrupts), so this pool worker would survive Pool.terminate() and
+        # the test would hang at teardown (it did, in CI). Give SIGTERM back its default.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     failures = [str(e.event_specific_data.error.message) for e in result.get_step_failure_events()]
     return result.success, "; ".join(failures)
 
