@@ -2,6 +2,9 @@
 failure half-way leaves the old folder as it was and no staging folder behind, and an empty
 storage is refused. (The whole graph's export is tested in test_cli.py.)"""
 
+import os
+import subprocess
+
 import pandas as pd
 import pytest
 
@@ -65,3 +68,24 @@ def test_empty_storage_and_bad_destinations_are_refused(tmp_path, storage):
     with pytest.raises(ExportError, match="overlaps"):
         export_results(storage, storage.parent)
     assert not (tmp_path / "out").exists()
+
+
+def _dead_pid() -> int:
+    process = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    return int(process.stdout)
+
+
+def test_leftovers_of_a_killed_export_are_cleared_and_a_live_ones_kept(storage, tmp_path):
+    dead, out = _dead_pid(), tmp_path / "out"
+    (tmp_path / f".out.partial-{dead}-abc").mkdir()  # killed while writing
+    (tmp_path / f".out.old-{dead}").mkdir()  # killed after moving the old folder aside
+    (tmp_path / f".out.old-{dead}" / "old.txt").write_text("previous export")
+    live = tmp_path / f".out.partial-{os.getpid()}-xyz"  # an export still running
+    live.mkdir()
+    with pytest.raises(ExportError, match="not empty"):  # the old folder is back in place
+        export_results(storage, out)
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "out", "storage"]
+    export_results(storage, out, force=True)
+    assert (out / "README.md").exists() and not (out / "old.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "out", "storage"]

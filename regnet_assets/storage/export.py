@@ -9,7 +9,10 @@ documented the way scMEDAL documents its outputs folder:
     models/gene=<gene>/model.pt each gene's checkpoint (torch.load(path, weights_only=True))
 
 The folder is written beside the destination under a hidden name and renamed into place, so
-a killed export leaves the old folder or the new one, never half of one.
+a killed export never leaves half a folder at the destination. What a killed export leaves
+beside it (its staging folder, or the old folder it had moved aside) carries its process id,
+and the next export to the same destination clears it, putting the old folder back if the kill
+came between the two renames.
 """
 
 from __future__ import annotations
@@ -51,6 +54,30 @@ def _check_destination(root: Path, dest: Path, force: bool) -> None:
             raise ExportError(f"export folder {dest} is not empty; choose another or pass --force to replace it")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _clear_leftovers(dest: Path) -> None:
+    """Remove what killed exports to ``dest`` left beside it (``.NAME.partial-PID-*`` staging
+    folders and ``.NAME.old-PID`` folders moved aside); an export still running is left alone."""
+    for leftover in sorted(dest.parent.glob(f".{dest.name}.*")):
+        kind, _, rest = leftover.name[len(dest.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if kind not in ("partial", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind == "old" and not dest.exists():
+            os.replace(leftover, dest)  # killed between moving the old folder aside and renaming
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def export_results(root: str | os.PathLike, dest: str | os.PathLike, *, force: bool = False,
                    tables: dict[str, TableInfo] | None = None, figures: dict[str, str] | None = None,
                    provenance: dict | None = None) -> dict:
@@ -59,12 +86,13 @@ def export_results(root: str | os.PathLike, dest: str | os.PathLike, *, force: b
     ``tables``/``figures``: descriptions for the README; ``provenance``: written as run_config.yaml.
     """
     root, dest = Path(root).resolve(), Path(dest).absolute()
+    _clear_leftovers(dest)
     _check_destination(root, dest, force)
     if not table_names(root):
         raise ExportError(f"no result tables in {root}: run `regnet run` (or materialize in the UI) first")
     names = refresh_catalog(root)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-{os.getpid()}-", dir=dest.parent))
     try:
         rows = _write_tables(root, staging / "tables", names)
         pngs = _copy(root / "figures", staging / "figures", "*.png")
