@@ -1,7 +1,8 @@
 """IO managers: tables to atomic Parquet (one file per gene partition), objects to pickles.
 
 Reading all partitions of a table is one DuckDB scan over the files, not one read per file,
-so a fan-in over thousands of genes stays fast (reference/dagster.md §2–3).
+so a fan-in over thousands of genes stays fast (reference/dagster.md §2–3). An input annotated
+``ParquetFiles`` gets the files instead, for a reduction that streams them (science/tables.py).
 """
 
 import pickle
@@ -12,7 +13,13 @@ import pandas as pd
 from regnet_assets.atomic import write_atomic
 from regnet_assets.defs.resources import StorageResource
 from regnet_assets.storage import read_table, write_table
-from regnet_assets.storage.parquet import PARTITION_COLUMN, partition_path, validate_key
+from regnet_assets.storage.parquet import (
+    PARTITION_COLUMN,
+    ParquetFiles,
+    partition_path,
+    table_files,
+    validate_key,
+)
 
 
 def _table(context) -> str:
@@ -38,22 +45,24 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             {"dagster/row_count": rows, "path": dg.MetadataValue.path(str(root / table))}
         )
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        """The upstream partitions this step depends on, or the whole table, in one scan.
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | ParquetFiles:
+        """The upstream partitions this step depends on, or the whole table, in one scan (or
+        their files, for a ``ParquetFiles`` input).
 
         Partitions that were never written (a failed gene) are left out with a warning rather
         than failing every downstream summary.
         """
         root, table = self.storage.path, _table(context)
-        if not context.has_asset_partitions:
-            return read_table(root, table)
-        keys = list(context.asset_partition_keys)
-        present = [k for k in keys if partition_path(root, table, k).exists()]
-        if len(present) < len(keys):
-            context.log.warning(f"{table}: {len(keys) - len(present)} of {len(keys)} partitions missing")
-        if not present:
-            raise FileNotFoundError(f"table {table!r} has none of the {len(keys)} requested partitions")
-        return read_table(root, table, present)
+        files_only = context.dagster_type.typing_type is ParquetFiles
+        keys = None
+        if context.has_asset_partitions:
+            wanted = list(context.asset_partition_keys)
+            keys = [k for k in wanted if partition_path(root, table, k).exists()]
+            if len(keys) < len(wanted):
+                context.log.warning(f"{table}: {len(wanted) - len(keys)} of {len(wanted)} partitions missing")
+            if not keys:
+                raise FileNotFoundError(f"table {table!r} has none of the {len(wanted)} requested partitions")
+        return table_files(root, table, keys) if files_only else read_table(root, table, keys)
 
 
 def _split_by_partition(obj, keys: list[str]) -> dict[str, pd.DataFrame]:

@@ -1,7 +1,8 @@
 """From TF attributions to a TF → gene regulatory network, and scoring it against a truth.
 
 Input everywhere is the long attribution table of :func:`.attribution.attribution_table`
-(``gene, metacell, tf, attribution``, log-rate space). Edges are ``tf → gene`` pairs among a
+(``gene, metacell, tf, attribution``, log-rate space), as a DataFrame or as the Parquet files
+that hold it (reduced in DuckDB without loading it, see :mod:`.tables`). Edges are ``tf → gene`` pairs among a
 gene's candidate TFs (the TFs its model saw).
 """
 
@@ -12,6 +13,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+from regnet_assets.science.tables import LongTable, connect, require_columns
 
 ALL = "all"
 _ATTR_COLS = ("gene", "metacell", "tf", "attribution")
@@ -25,7 +28,7 @@ def _require(frame: pd.DataFrame, cols, label: str) -> None:
 
 # ====================================================================== per gene × cell type
 def tf_to_gene(
-    attr_long: pd.DataFrame,
+    attr_long: LongTable,
     metacell_labels: pd.Series,
     n_tfs: int | None = 10,
     rank_by: str = "abs",
@@ -34,9 +37,9 @@ def tf_to_gene(
     """Top TFs per (gene, cell type): ``gene, cell_type, tf, mean_attr, std_attr, n_metacells, rank``.
 
     Per group of metacells (``metacell_labels``: metacell → cell type; plus an ``"all"`` group
-    over every metacell when ``include_all``), ``mean_attr`` and ``std_attr`` (``np.std``,
+    over every metacell when ``include_all``), ``mean_attr`` and ``std_attr`` (population SD,
     ddof 0, as the reference) of each TF's attribution; the ``n_tfs`` TFs with the largest
-    score are kept (None: all), ranked from 1.
+    score are kept (None: all), ranked from 1. ``attr_long``: a DataFrame or its Parquet files.
 
     ``rank_by="abs"`` (default) ranks by |mean_attr| and keeps the sign in ``mean_attr``. This
     fixes the reference (``cn.ip.tf_to_gene``), which ranks by the signed mean: a repressor's
@@ -44,54 +47,54 @@ def tf_to_gene(
     ``rank_by="signed"`` reproduces the reference's ranking for comparison. Ties are broken by
     TF name, so the output is deterministic.
     """
-    _require(attr_long, _ATTR_COLS, "attr_long")
     if rank_by not in ("abs", "signed"):
         raise ValueError(f"rank_by must be 'abs' or 'signed', got {rank_by!r}")
     if n_tfs is not None and n_tfs < 1:
         raise ValueError(f"n_tfs must be None or >= 1, got {n_tfs}")
     labels = pd.Series(metacell_labels)
     labels.index = labels.index.astype(str)
-    labels = labels.astype(str)
     if not labels.index.is_unique:
         raise ValueError("metacell_labels has duplicated metacells")
-    if (labels == ALL).any() and include_all:
+    if (labels.astype(str) == ALL).any() and include_all:
         raise ValueError(f"a cell type is named {ALL!r}, which is reserved for the all-metacell group")
-    df = attr_long[list(_ATTR_COLS)].copy()
-    df["metacell"] = df["metacell"].astype(str)
-    df["cell_type"] = df["metacell"].map(labels)
-    unlabelled = df.loc[df["cell_type"].isna(), "metacell"].unique()
-    if len(unlabelled):
-        raise ValueError(f"{len(unlabelled)} metacells have no cell-type label, e.g. {unlabelled[0]!r}")
-
-    def summarise(keys):
-        g = df.groupby(keys, sort=False)["attribution"]
-        return pd.DataFrame({"mean_attr": g.mean(), "std_attr": g.std(ddof=0), "n_metacells": g.size()}).reset_index()
-
-    parts = [summarise(["gene", "cell_type", "tf"])]
-    if include_all:
-        parts.append(summarise(["gene", "tf"]).assign(cell_type=ALL))
-    agg = pd.concat(parts, ignore_index=True)
+    label_frame = pd.DataFrame({"metacell": labels.index, "cell_type": labels.astype(str).to_numpy()},
+                               dtype="string")
+    stats = ("avg(attribution) AS mean_attr, stddev_pop(attribution) AS std_attr, "
+             "count(*) AS n_metacells")
+    with connect(attr=attr_long, labels=label_frame) as con:
+        require_columns(con, "attr", _ATTR_COLS, "attr_long")
+        con.execute("CREATE TEMP VIEW a AS SELECT gene::VARCHAR AS gene, metacell::VARCHAR AS metacell, "
+                    "tf::VARCHAR AS tf, attribution::DOUBLE AS attribution FROM attr")
+        unlabelled = con.sql("SELECT DISTINCT metacell FROM a ANTI JOIN labels USING (metacell) "
+                             "ORDER BY metacell").fetchall()
+        if unlabelled:
+            raise ValueError(f"{len(unlabelled)} metacells have no cell-type label, e.g. {unlabelled[0][0]!r}")
+        sql = f"SELECT gene, cell_type, tf, {stats} FROM a JOIN labels USING (metacell) GROUP BY ALL"
+        if include_all:
+            sql += f" UNION ALL SELECT gene, '{ALL}' AS cell_type, tf, {stats} FROM a GROUP BY ALL"
+        agg = con.sql(sql).df()
     key = agg["mean_attr"].abs() if rank_by == "abs" else agg["mean_attr"]
     agg = (agg.assign(_key=-key).sort_values(["gene", "cell_type", "_key", "tf"], kind="stable")
            .drop(columns="_key"))
     agg["rank"] = agg.groupby(["gene", "cell_type"], sort=False).cumcount() + 1
     if n_tfs is not None:
         agg = agg[agg["rank"] <= n_tfs]
-    agg["n_metacells"] = agg["n_metacells"].astype(np.int64)
-    agg["rank"] = agg["rank"].astype(np.int64)
+    agg = agg.astype({"gene": object, "cell_type": object, "tf": object, "n_metacells": np.int64,
+                      "rank": np.int64})
     return agg[["gene", "cell_type", "tf", "mean_attr", "std_attr", "n_metacells", "rank"]].reset_index(drop=True)
 
 
-def edge_scores(attr_long: pd.DataFrame) -> pd.DataFrame:
+def edge_scores(attr_long: LongTable) -> pd.DataFrame:
     """Every (tf, gene) pair: ``score`` = mean |attribution| over metacells, ``sign`` of the mean.
 
     Mean |attr| rather than |mean attr|: a TF that activates in some metacells and represses in
-    others still regulates the gene.
+    others still regulates the gene. ``attr_long``: a DataFrame or its Parquet files.
     """
-    _require(attr_long, _ATTR_COLS, "attr_long")
-    a = attr_long.assign(_abs=attr_long["attribution"].abs())
-    g = a.groupby(["tf", "gene"], sort=True)
-    out = pd.DataFrame({"score": g["_abs"].mean(), "mean_attr": g["attribution"].mean()}).reset_index()
+    with connect(attr=attr_long) as con:
+        require_columns(con, "attr", _ATTR_COLS, "attr_long")
+        out = con.sql("SELECT tf::VARCHAR AS tf, gene::VARCHAR AS gene, avg(abs(attribution::DOUBLE)) AS score, "
+                      "avg(attribution::DOUBLE) AS mean_attr FROM attr GROUP BY ALL ORDER BY tf, gene").df()
+    out = out.astype({"tf": object, "gene": object})
     out["sign"] = np.sign(out["mean_attr"]).astype(np.int64)
     return out[["tf", "gene", "score", "sign", "mean_attr"]]
 
@@ -111,7 +114,7 @@ def cell_type_edge_scores(tf_to_gene_frame: pd.DataFrame) -> pd.DataFrame:
 
 def regulatory_network(
     tf_to_gene_all: pd.DataFrame,
-    attr_long: pd.DataFrame,
+    attr_long: LongTable,
     only_network: bool = True,
 ) -> pd.DataFrame:
     """One row per TF → gene edge: ``tf, gene, score, sign, mean_attr, cell_types, top_overall,

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import sparse
 
 from regnet_assets.science import clustering, programs
+from regnet_assets.science.tables import LongTable, connect, require_columns
 
 __all__ = [
     "EMBEDDING_COLUMNS",
@@ -100,24 +101,29 @@ def predicted_expression(predictions: pd.DataFrame, totals: pd.Series) -> pd.Dat
     return pd.DataFrame(out, index=wide.index, columns=wide.columns.astype(str))
 
 
-def tf_activity(attributions: pd.DataFrame) -> pd.DataFrame:
+def tf_activity(attributions: LongTable) -> pd.DataFrame:
     """Metacells x TFs: the sign-aligned mean attribution of each TF over its target genes.
 
     ``attributions``: long (gene, metacell, tf, attribution), Integrated Gradients of each gene's
-    predicted log-rate w.r.t. the TF's expression. Each (gene, TF) edge is multiplied by the sign of
-    its mean attribution over metacells, so an activator and a repressor both count positively
-    when the TF is doing more of what it does to that gene; a plain signed mean would let the two
-    cancel, and a mean of |attribution| would lose the per-metacell direction. An edge whose mean is
-    exactly 0 contributes 0. The result is the TF's regulatory activity in the models' log-rate units.
+    predicted log-rate w.r.t. the TF's expression, as a DataFrame or its Parquet files. Each
+    (gene, TF) edge is multiplied by the sign of its mean attribution over metacells, so an
+    activator and a repressor both count positively when the TF is doing more of what it does to
+    that gene; a plain signed mean would let the two cancel, and a mean of |attribution| would lose
+    the per-metacell direction. An edge whose mean is exactly 0 contributes 0. The result is the
+    TF's regulatory activity in the models' log-rate units.
     """
-    a = attributions[["gene", "metacell", "tf", "attribution"]].copy()
-    a["attribution"] = a["attribution"].astype(float)
-    sign = np.sign(a.groupby(["gene", "tf"], sort=False)["attribution"].transform("mean"))
-    a["aligned"] = sign * a["attribution"]
-    wide = a.pivot_table(index="metacell", columns="tf", values="aligned", aggfunc="mean")
-    wide.index = wide.index.astype(str)
-    wide.columns = wide.columns.astype(str)
-    return wide.sort_index(axis=1)
+    with connect(attr=attributions) as con:
+        require_columns(con, "attr", ("gene", "metacell", "tf", "attribution"), "attributions")
+        long = con.sql("""
+            WITH a AS (SELECT gene::VARCHAR AS gene, metacell::VARCHAR AS metacell, tf::VARCHAR AS tf,
+                              attribution::DOUBLE AS attribution FROM attr),
+                 edge AS (SELECT gene, tf, sign(avg(attribution)) AS s FROM a GROUP BY ALL)
+            SELECT metacell, tf, avg(edge.s * a.attribution) AS activity
+            FROM a JOIN edge USING (gene, tf) GROUP BY ALL""").df()
+    wide = long.pivot(index="metacell", columns="tf", values="activity")
+    wide.index = wide.index.astype(str).rename("metacell")
+    wide.columns = wide.columns.astype(str).rename("tf")
+    return wide.sort_index().sort_index(axis=1)
 
 
 def kpnn_latent(activations: pd.DataFrame, network: str) -> tuple[pd.DataFrame, pd.Series]:

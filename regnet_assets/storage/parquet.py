@@ -95,22 +95,27 @@ def write_table(root: Path, table: str, df: pd.DataFrame, key: str | None = None
     return path
 
 
-def table_files(root: Path, table: str, keys: list[str] | None = None) -> list[Path]:
+class ParquetFiles(tuple):
+    """The Parquet files of a table, to be streamed (by DuckDB) rather than loaded whole."""
+
+
+def table_files(root: Path, table: str, keys: list[str] | None = None) -> ParquetFiles:
     """The Parquet files of a table: all of them, or only those of the given gene keys."""
     if keys is None:
-        return sorted(table_dir(root, table).glob("**/*.parquet"))
-    paths = [partition_path(root, table, k) for k in keys]
-    missing = [k for k, p in zip(keys, paths) if not p.exists()]
+        files = ParquetFiles(sorted(table_dir(root, table).glob("**/*.parquet")))
+        if not files:
+            raise FileNotFoundError(f"table {table!r} has no files under {table_dir(root, table)}")
+        return files
+    files = ParquetFiles(partition_path(root, table, k) for k in keys)
+    missing = [k for k, p in zip(keys, files) if not p.exists()]
     if missing:
         raise FileNotFoundError(f"table {table!r} has no partition for {missing[:5]}")
-    return paths
+    return files
 
 
 def read_table(root: Path, table: str, keys: list[str] | None = None) -> pd.DataFrame:
     """Read a whole table (or the given partitions) in one DuckDB scan, not file by file."""
     files = table_files(Path(root), table, keys)
-    if not files:
-        raise FileNotFoundError(f"table {table!r} has no files under {table_dir(Path(root), table)}")
     with duckdb.connect() as con:
         return con.execute(
             "SELECT * FROM read_parquet(?, union_by_name=true)", [[str(f) for f in files]]

@@ -26,6 +26,7 @@ from regnet_assets.science import attribution, grn, training
 from regnet_assets.science.dataset import read_multiome
 from regnet_assets.science.figures import png_bytes
 from regnet_assets.storage.models import model_path
+from regnet_assets.storage.parquet import ParquetFiles
 
 GROUP = "attribution"
 TABLES = ("tf_attribution", "tf_to_gene", "attribution_delta")
@@ -241,7 +242,7 @@ def _checks(tables, threshold: float):
 @dg.asset(group_name=GROUP, kinds={"parquet"},
           metadata=column_schema(_COLUMNS["regulatory_network"]))
 def regulatory_network(
-    context: dg.AssetExecutionContext, tf_to_gene: pd.DataFrame, tf_attribution: pd.DataFrame
+    context: dg.AssetExecutionContext, tf_to_gene: pd.DataFrame, tf_attribution: ParquetFiles
 ) -> pd.DataFrame:
     """TF → gene edges of all genes: score, sign, cell types where the TF is in the top n, targets per TF."""
     net = grn.regulatory_network(tf_to_gene, tf_attribution, only_network=False)
@@ -270,7 +271,7 @@ _RECOVERY_COLUMNS = ["method", "cell_type", "n_candidates", "n_true", "auroc", "
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["grn_recovery"]))
 def grn_recovery(
     context: dg.AssetExecutionContext, config: RecoveryConfig, regulatory_network: pd.DataFrame,
-    tf_attribution: pd.DataFrame, truth_tf_gene: pd.DataFrame, metacell_multiome: H5muRef,
+    tf_attribution: ParquetFiles, truth_tf_gene: pd.DataFrame, metacell_multiome: H5muRef,
     dataset_config: DatasetResource, storage: StorageResource,
 ) -> pd.DataFrame:
     """AUROC/AUPRC/sign accuracy of the network vs the true edges, beside correlation and random."""

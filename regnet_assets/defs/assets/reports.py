@@ -27,6 +27,7 @@ from regnet_assets.science.clustering import plot_scores
 from regnet_assets.science.dataset import obs_column, read_multiome
 from regnet_assets.science.figures import png_bytes
 from regnet_assets.storage import read_table
+from regnet_assets.storage.parquet import table_files
 
 GROUP = "reports"
 BATCH = "batch"
@@ -114,6 +115,15 @@ def _optional(storage: StorageResource, table: str) -> pd.DataFrame | None:
         return read_table(storage.path, table)
     except FileNotFoundError:
         return None
+
+
+def _tf_activity(storage: StorageResource) -> pd.DataFrame | None:
+    """Metacells × TFs, reduced from the tf_attribution files without loading them (None if no rows)."""
+    try:
+        activity = rep.tf_activity(table_files(storage.path, "tf_attribution"))
+    except FileNotFoundError:
+        return None
+    return activity if activity.size else None
 
 
 def _labels(frame: pd.DataFrame | None, groupby: str, batch: pd.Series | None = None) -> pd.DataFrame:
@@ -283,10 +293,9 @@ def embeddings(
     if "predicted_pca" not in skipped:
         parts.append(rep.fold_embeddings(predicted, representation="predicted_pca", **common))
 
-    attributions = _optional(storage, "tf_attribution")
-    if attributions is not None and len(attributions):
-        parts.append(rep.fold_embeddings(rep.tf_activity(attributions), representation="tf_activity",
-                                         method="identity", **common))
+    activity = _tf_activity(storage)
+    if activity is not None:
+        parts.append(rep.fold_embeddings(activity, representation="tf_activity", method="identity", **common))
     else:
         skipped["tf_activity"] = "the tf_attribution table is missing or empty"
 
@@ -385,11 +394,11 @@ _PROGRAM_OUTS = {
 def _latents(storage: StorageResource, config: GeneProgramConfig, mc, mdata):
     """(name, latent, expression, covariate) for each latent space that exists; and what was skipped."""
     found, skipped = [], {}
-    attributions = _optional(storage, "tf_attribution")
-    if attributions is not None and len(attributions):
+    activity = _tf_activity(storage)
+    if activity is not None:
         expr = rep.expression_frame(mc["rna"])
         cov = _covariate(mc, config.residualise_covariate)
-        found.append(("tf_activity", rep.tf_activity(attributions), expr, cov))
+        found.append(("tf_activity", activity, expr, cov))
     else:
         skipped["tf_activity"] = "the tf_attribution table is missing or empty"
     activations = _optional(storage, "kpnn_activations")
