@@ -2,8 +2,8 @@
 
 Input everywhere is the long attribution table of :func:`.attribution.attribution_table`
 (``gene, metacell, tf, attribution``, log-rate space), as a DataFrame or as the Parquet files
-that hold it (reduced in DuckDB without loading it, see :mod:`.tables`). Edges are ``tf → gene`` pairs among a
-gene's candidate TFs (the TFs its model saw).
+that hold it (reduced in DuckDB without loading it, see :mod:`.tables`). Edges are
+``tf → gene`` pairs among a gene's candidate TFs (the TFs its model saw).
 """
 
 from __future__ import annotations
