@@ -26,6 +26,14 @@ def _require(frame: pd.DataFrame, cols, label: str) -> None:
         raise ValueError(f"{label} lacks columns {missing} (has {list(frame.columns)})")
 
 
+def attribution_view(con, label: str) -> None:
+    """View ``a`` over the view ``attr`` of :func:`.tables.connect`: the attribution columns, typed
+    alike whatever the source (names as text, attributions as double)."""
+    require_columns(con, "attr", _ATTR_COLS, label)
+    con.execute("CREATE TEMP VIEW a AS SELECT gene::VARCHAR AS gene, metacell::VARCHAR AS metacell, "
+                "tf::VARCHAR AS tf, attribution::DOUBLE AS attribution FROM attr")
+
+
 # ====================================================================== per gene × cell type
 def tf_to_gene(
     attr_long: LongTable,
@@ -62,9 +70,7 @@ def tf_to_gene(
     stats = ("avg(attribution) AS mean_attr, stddev_pop(attribution) AS std_attr, "
              "count(*) AS n_metacells")
     with connect(attr=attr_long, labels=label_frame) as con:
-        require_columns(con, "attr", _ATTR_COLS, "attr_long")
-        con.execute("CREATE TEMP VIEW a AS SELECT gene::VARCHAR AS gene, metacell::VARCHAR AS metacell, "
-                    "tf::VARCHAR AS tf, attribution::DOUBLE AS attribution FROM attr")
+        attribution_view(con, "attr_long")
         unlabelled = con.sql("SELECT DISTINCT metacell FROM a ANTI JOIN labels USING (metacell) "
                              "ORDER BY metacell").fetchall()
         if unlabelled:
@@ -91,9 +97,9 @@ def edge_scores(attr_long: LongTable) -> pd.DataFrame:
     others still regulates the gene. ``attr_long``: a DataFrame or its Parquet files.
     """
     with connect(attr=attr_long) as con:
-        require_columns(con, "attr", _ATTR_COLS, "attr_long")
-        out = con.sql("SELECT tf::VARCHAR AS tf, gene::VARCHAR AS gene, avg(abs(attribution::DOUBLE)) AS score, "
-                      "avg(attribution::DOUBLE) AS mean_attr FROM attr GROUP BY ALL ORDER BY tf, gene").df()
+        attribution_view(con, "attr_long")
+        out = con.sql("SELECT tf, gene, avg(abs(attribution)) AS score, avg(attribution) AS mean_attr "
+                      "FROM a GROUP BY ALL ORDER BY tf, gene").df()
     out = out.astype({"tf": object, "gene": object})
     out["sign"] = np.sign(out["mean_attr"]).astype(np.int64)
     return out[["tf", "gene", "score", "sign", "mean_attr"]]

@@ -31,7 +31,8 @@ import pandas as pd
 from scipy import sparse
 
 from regnet_assets.science import clustering, programs
-from regnet_assets.science.tables import LongTable, connect, require_columns
+from regnet_assets.science.grn import attribution_view
+from regnet_assets.science.tables import LongTable, connect
 
 __all__ = [
     "EMBEDDING_COLUMNS",
@@ -113,11 +114,9 @@ def tf_activity(attributions: LongTable) -> pd.DataFrame:
     TF's regulatory activity in the models' log-rate units.
     """
     with connect(attr=attributions) as con:
-        require_columns(con, "attr", ("gene", "metacell", "tf", "attribution"), "attributions")
+        attribution_view(con, "attributions")
         long = con.sql("""
-            WITH a AS (SELECT gene::VARCHAR AS gene, metacell::VARCHAR AS metacell, tf::VARCHAR AS tf,
-                              attribution::DOUBLE AS attribution FROM attr),
-                 edge AS (SELECT gene, tf, sign(avg(attribution)) AS s FROM a GROUP BY ALL)
+            WITH edge AS (SELECT gene, tf, sign(avg(attribution)) AS s FROM a GROUP BY ALL)
             SELECT metacell, tf, avg(edge.s * a.attribution) AS activity
             FROM a JOIN edge USING (gene, tf) GROUP BY ALL""").df()
     wide = long.pivot(index="metacell", columns="tf", values="activity")
