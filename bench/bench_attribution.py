@@ -31,8 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from regnet_assets.science.attribution import integrated_gradients, reference_ig  # noqa: E402
-from regnet_assets.science.training import TrainConfig, synthetic_gene_inputs, train_genes  # noqa: E402
+from regnet_assets.science.attribution.integrated_gradients import integrated_gradients, reference_ig  # noqa: E402
+from regnet_assets.science.models.trainer import TrainConfig, synthetic_gene_inputs, train_genes  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

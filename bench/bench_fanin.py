@@ -55,8 +55,8 @@ def loaded(root: Path) -> tuple:
 
 
 def streamed(root: Path) -> tuple:
-    from regnet_assets.science.grn import edge_scores
-    from regnet_assets.science.representations import tf_activity
+    from regnet_assets.science.attribution.regulatory_network import edge_scores
+    from regnet_assets.science.reports.representations import tf_activity
 
     files = table_files(root, "tf_attribution")
     return edge_scores(files), tf_activity(files)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from regnet_assets.science.pkn import human_kpnn, input_nodes  # noqa: E402
-from regnet_assets.science.pruning import PruningError, inputs_reach_root, prune_to_minimal_dag  # noqa: E402
+from regnet_assets.science.network.pkn import human_kpnn, input_nodes  # noqa: E402
+from regnet_assets.science.network.pruning import PruningError, inputs_reach_root, prune_to_minimal_dag  # noqa: E402
 
 
 def _fmt(v, nd=3):

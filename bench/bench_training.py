@@ -30,7 +30,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from regnet_assets.science.gene_model import (  # noqa: E402
+from regnet_assets.science.models.module import (  # noqa: E402
     ModelSpec,
     ReferenceGeneModel,
     distance_weight,
@@ -39,7 +39,7 @@ from regnet_assets.science.gene_model import (  # noqa: E402
     poisson_nll,
     sequence_onehot,
 )
-from regnet_assets.science.training import TrainConfig, synthetic_gene_inputs, train_genes  # noqa: E402
+from regnet_assets.science.models.trainer import TrainConfig, synthetic_gene_inputs, train_genes  # noqa: E402
 
 
 class PeakMemory:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from captum.attr import IntegratedGradients
 
-from regnet_assets.science import attribution as attr_mod
-from regnet_assets.science.attribution import (
+from regnet_assets.science.attribution import integrated_gradients as attr_mod
+from regnet_assets.science.attribution.integrated_gradients import (
     TFForward,
     attribution_table,
     batched_model_from_checkpoints,
@@ -18,8 +18,8 @@ from regnet_assets.science.attribution import (
     integrated_gradients,
     reference_ig,
 )
-from regnet_assets.science.gene_model import BatchedGeneModel, ModelSpec, init_gene_state
-from regnet_assets.science.training import StackedInputs, TrainConfig, predict, synthetic_gene_inputs, train_genes
+from regnet_assets.science.models.module import BatchedGeneModel, ModelSpec, init_gene_state
+from regnet_assets.science.models.trainer import StackedInputs, TrainConfig, predict, synthetic_gene_inputs, train_genes
 
 SMALL = dict(n_filters=(8, 8), n_dims=8, n_heads=2)
 

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from regnet_assets.science.candidates import (
+from regnet_assets.science.dataset.candidates import (
     candidates_from_tables,
     expressed_fraction,
     gene_table,
     gene_tf_candidates,
 )
-from regnet_assets.science.dataset import DatasetError
+from regnet_assets.science.dataset.contract import DatasetError
 
 PEAKS = [f"chr1:{i * 100}-{i * 100 + 50}" for i in range(5)]  # p0..p4
 TFS = ["TF1", "TF2", "TF3", "GB", "TF1", "NOTINRNA"]  # TF1 has two motifs

@@ -6,13 +6,13 @@ import pytest
 from scipy import stats
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from regnet_assets.science.clustering import (
+from regnet_assets.science.reports.clustering import (
     clustering_scores,
     plot_scores,
     scib_batch_asw,
     summarise_scores,
 )
-from regnet_assets.science.figures import png_bytes
+from regnet_assets.science.common.figures import png_bytes
 
 
 def _toy(n=240, seed=1):

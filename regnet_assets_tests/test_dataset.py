@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from regnet_assets.science.dataset import (
+from regnet_assets.science.dataset.contract import (
     DatasetError,
     modelable_genes,
     obs_column,

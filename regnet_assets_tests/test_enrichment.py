@@ -8,9 +8,9 @@ import pytest
 import requests
 from scipy.stats import false_discovery_control, hypergeom
 
-from regnet_assets.science.enrichment import GSEAPY_COLUMNS, enrich_programs, plot_top_terms
-from regnet_assets.science.figures import png_bytes
-from regnet_assets.science.reference_data import go_bp_gene_sets
+from regnet_assets.science.reports.enrichment import GSEAPY_COLUMNS, enrich_programs, plot_top_terms
+from regnet_assets.science.common.figures import png_bytes
+from regnet_assets.science.dataset.reference_data import go_bp_gene_sets
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from regnet_assets.science.gene_model import (
+from regnet_assets.science.models.module import (
     BatchedGeneModel,
     ModelSpec,
     ReferenceGeneModel,

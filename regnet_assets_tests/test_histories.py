@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regnet_assets.science import histories
-from regnet_assets.science.figures import png_bytes
+from regnet_assets.science.reports import histories
+from regnet_assets.science.common.figures import png_bytes
 
 
 def _fold_history(rng, folds_epochs: dict[int, int]) -> pd.DataFrame:

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from regnet_assets.science.kpnn import KPNN, KPNNConfig, cross_validate_kpnn, node_sensitivity
-from regnet_assets.science.pruning import prune_to_minimal_dag
+from regnet_assets.science.network.kpnn import KPNN, KPNNConfig, cross_validate_kpnn, node_sensitivity
+from regnet_assets.science.network.pruning import prune_to_minimal_dag
 
 
 def _e(pairs):

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regnet_assets.science import maps
-from regnet_assets.science.figures import png_bytes
+from regnet_assets.science.reports import maps
+from regnet_assets.science.common.figures import png_bytes
 
 
 def _embeddings(n_per_type=30, dims=4, folds=2, seed=0) -> pd.DataFrame:

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from regnet_assets.science.dataset import (
+from regnet_assets.science.dataset.contract import (
     DatasetError,
     quiet_mudata,
     read_multiome,
     validate_multiome,
 )
-from regnet_assets.science.metacells import (
+from regnet_assets.science.dataset.metacells import (
     _majority,
     _split,
     make_metacells,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from regnet_assets.science import motifs as M
+from regnet_assets.science.dataset import motifs as M
 
 # JASPAR2024 motifs of various widths / information content used throughout
 REAL = ["CTCF", "GATA1", "SPI1", "RELA", "JUN", "FOXA1", "CEBPB", "REST"]

@@ -5,7 +5,7 @@ import gzip
 import pandas as pd
 import pytest
 
-from regnet_assets.science.pkn import (
+from regnet_assets.science.network.pkn import (
     GENE_SUFFIX,
     PKNError,
     human_kpnn,
@@ -157,7 +157,7 @@ def human():
 
 
 def test_human_kpnn_real_network(human):
-    from regnet_assets.science.pruning import inputs_reach_root
+    from regnet_assets.science.network.pruning import inputs_reach_root
 
     nodes = set(human["source"]) | set(human["target"])
     inputs = input_nodes(human)
@@ -170,7 +170,7 @@ def test_human_kpnn_real_network(human):
     assert inputs_reach_root(human, inputs, "TCR")
     assert set(human["sign"].unique()) <= {-1, 1}
     # every TF node between genes and signalling comes from DoRothEA
-    from regnet_assets.science.reference_data import dorothea
+    from regnet_assets.science.dataset.reference_data import dorothea
 
     tf_targets = set(human.loc[human["source"].str.endswith(GENE_SUFFIX), "target"])
     assert tf_targets <= set(dorothea()["tf"])

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from regnet_assets.science.programs import (
+from regnet_assets.science.reports.programs import (
     dim_importance,
     dim_uniqueness,
     expression_stats,

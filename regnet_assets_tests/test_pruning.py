@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regnet_assets.science.pkn import PKNError, is_acyclic
-from regnet_assets.science.pruning import (
+from regnet_assets.science.network.pkn import PKNError, is_acyclic
+from regnet_assets.science.network.pruning import (
     PruningResult,
     inputs_reach_root,
     kpnn_parameter_count,
@@ -152,7 +152,7 @@ def test_bad_arguments():
 
 
 def test_real_human_network_structural_is_optimal():
-    from regnet_assets.science.pkn import human_kpnn, input_nodes
+    from regnet_assets.science.network.pkn import human_kpnn, input_nodes
 
     for acyclic in (True, False):
         e = human_kpnn(acyclic=acyclic)
@@ -169,7 +169,7 @@ def test_real_human_network_structural_is_optimal():
 def test_cut_loop_and_time_limit_repair_on_a_cycle():
     """The cycle graph needs a second round of cuts; a stranded selection (what a time-out can
     leave) is repaired into a feasible tree."""
-    from regnet_assets.science.pruning import _Graph, _repair, _tree_from_kept
+    from regnet_assets.science.network.pruning import _Graph, _repair, _tree_from_kept
 
     e = _e([("g1", "A"), ("g2", "B"), ("A", "B"), ("B", "A"), ("A", "C"), ("C", "R"), ("B", "D"), ("D", "E"), ("E", "R")])
     res = _run(e, ["g1", "g2"], "R", "structural", "cuts")

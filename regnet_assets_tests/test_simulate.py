@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from regnet_assets.science import motifs as M
-from regnet_assets.science.reference_data import dorothea, signalling_pkn
-from regnet_assets.science.simulate import SimulationConfig, simulate, write_simulated
+from regnet_assets.science.dataset import motifs as M
+from regnet_assets.science.dataset.reference_data import dorothea, signalling_pkn
+from regnet_assets.science.dataset.simulate import SimulationConfig, simulate, write_simulated
 
 CONFIG = SimulationConfig.small()
 

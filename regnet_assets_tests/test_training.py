@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 from scipy import stats
 
-from regnet_assets.science.training import (
+from regnet_assets.science.models.trainer import (
     BatchedAdam,
     BatchedPlateau,
     GeneInputs,

@@ -13,7 +13,7 @@ def model_path(root: Path, gene: str) -> Path:
 
 def load_gene_model(gene: str, storage: str | Path | None = None):
     """The trained model of ``gene`` (eval mode) and its metadata, from the storage folder."""
-    from regnet_assets.science.training import load_gene_model_file
+    from regnet_assets.science.models.trainer import load_gene_model_file
 
     path = model_path(storage_root(storage), gene)
     if not path.exists():

@@ -22,9 +22,11 @@ from regnet_assets.defs.metadata import column_schema, figure_metadata
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
-from regnet_assets.science import attribution, grn, training
-from regnet_assets.science.dataset import read_multiome
-from regnet_assets.science.figures import png_bytes
+from regnet_assets.science.attribution import integrated_gradients as attribution
+from regnet_assets.science.attribution import regulatory_network as grn
+from regnet_assets.science.models import trainer as training
+from regnet_assets.science.dataset.contract import read_multiome
+from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.storage.models import model_path
 from regnet_assets.storage.parquet import ParquetFiles
 

@@ -9,8 +9,10 @@ import pandas as pd
 
 from regnet_assets.atomic import write_atomic
 from regnet_assets.defs.resources import DatasetResource, StorageResource
-from regnet_assets.science import candidates, dataset, motifs
-from regnet_assets.science import metacells as metacell_science
+from regnet_assets.science.dataset import candidates
+from regnet_assets.science.dataset import contract as dataset
+from regnet_assets.science.dataset import motifs
+from regnet_assets.science.dataset import metacells as metacell_science
 
 GROUP = "dataset"
 
@@ -40,7 +42,7 @@ def multiome(
 ) -> H5muRef:
     """The multiome dataset: the user's .h5mu, validated, or the simulated default with truth."""
     if dataset_config.simulated:
-        from regnet_assets.science.simulate import simulate
+        from regnet_assets.science.dataset.simulate import simulate
 
         mdata = simulate(dataset_config.simulation_config())
         dataset.validate_multiome(mdata, groupby=dataset_config.groupby)

@@ -8,8 +8,9 @@ from pydantic import Field
 
 from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
 from regnet_assets.defs.resources import StorageResource
-from regnet_assets.science import histories, maps
-from regnet_assets.science.figures import png_bytes
+from regnet_assets.science.reports import histories
+from regnet_assets.science.reports import maps
+from regnet_assets.science.common.figures import png_bytes
 
 GROUP = "reports"
 

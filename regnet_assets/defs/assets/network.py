@@ -19,10 +19,10 @@ from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
-from regnet_assets.science import network_data as nd
-from regnet_assets.science.dataset import obs_column, read_multiome
-from regnet_assets.science.figures import png_bytes
-from regnet_assets.science.pkn import EDGE_COLUMNS, PKNError, human_kpnn, read_pkn
+from regnet_assets.science.network import inputs as nd
+from regnet_assets.science.dataset.contract import obs_column, read_multiome
+from regnet_assets.science.common.figures import png_bytes
+from regnet_assets.science.network.pkn import EDGE_COLUMNS, PKNError, human_kpnn, read_pkn
 from regnet_assets.storage import read_table
 
 GROUP = "network"
@@ -141,7 +141,7 @@ def _build(config: PKNConfig, mdata, truth_signalling, candidates, storage):
         raise PKNError("source", f"must be auto, simulator, file or human, got {source!r}")
     if truth_signalling.empty:
         raise PKNError("source", "source='simulator' needs a simulated dataset (truth_signalling is empty)")
-    from regnet_assets.science.reference_data import signalling_pkn
+    from regnet_assets.science.dataset.reference_data import signalling_pkn
 
     tf_gene, origin, extra = _tf_gene_layer(config, candidates, storage)
     roles = pd.DataFrame(mdata.uns["truth_gene_roles"]) if "truth_gene_roles" in mdata.uns else None
@@ -215,7 +215,7 @@ def _summary_row(summary: dict, root: str) -> pd.DataFrame:
 )
 def pruned_dag(context: dg.AssetExecutionContext, config: PruningConfig, pkn_edges: pd.DataFrame):
     """Minimal DAG of the prior-knowledge network by MILP, with the solver's status and bound."""
-    from regnet_assets.science.pruning import PruningError, prune_to_minimal_dag
+    from regnet_assets.science.network.pruning import PruningError, prune_to_minimal_dag
 
     try:
         root, inputs = nd.network_root(pkn_edges), nd.network_inputs(pkn_edges)
@@ -272,7 +272,7 @@ class KPNNTrainingConfig(dg.Config):
     num_threads: int = Field(default=1, description="torch CPU threads (0 = torch's default).")
 
     def to_science(self):
-        from regnet_assets.science.kpnn import KPNNConfig
+        from regnet_assets.science.network.kpnn import KPNNConfig
 
         return KPNNConfig(
             lr=self.lr, batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience,
@@ -308,7 +308,7 @@ def kpnn(
     device: TorchDeviceResource,
 ):
     """Train the KPNN on the full PKN and on its minimal DAG (stratified CV); metrics, node weights."""
-    from regnet_assets.science.kpnn import cross_validate_kpnn
+    from regnet_assets.science.network.kpnn import cross_validate_kpnn
 
     mdata = read_multiome(multiome.path)
     rna = mdata["rna"]

@@ -21,11 +21,13 @@ from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.provenance import latest_runs
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
-from regnet_assets.science import enrichment, programs, training
-from regnet_assets.science import representations as rep
-from regnet_assets.science.clustering import plot_scores
-from regnet_assets.science.dataset import obs_column, read_multiome
-from regnet_assets.science.figures import png_bytes
+from regnet_assets.science.reports import enrichment
+from regnet_assets.science.reports import programs
+from regnet_assets.science.models import trainer as training
+from regnet_assets.science.reports import representations as rep
+from regnet_assets.science.reports.clustering import plot_scores
+from regnet_assets.science.dataset.contract import obs_column, read_multiome
+from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.storage import read_table
 from regnet_assets.storage.parquet import table_files
 
@@ -493,7 +495,7 @@ def gene_program_enrichment(
     multiome: H5muRef, storage: StorageResource,
 ) -> pd.DataFrame:
     """gseapy ``enrich`` of every program against GO BP (shipped, offline); background = measured genes."""
-    from regnet_assets.science.reference_data import go_bp_gene_sets
+    from regnet_assets.science.dataset.reference_data import go_bp_gene_sets
 
     if len(config.compare) not in (0, 2):
         raise dg.Failure(f"compare names two latents (or none), got {config.compare}")

@@ -433,7 +433,7 @@ def human_kpnn(
     can be the root instead; then ``receptor_components`` is ignored. ``confidence`` selects
     DoRothEA levels (e.g. "ABC", "ABCD"). Returns edges in computation direction (see module doc).
     """
-    from regnet_assets.science.reference_data import dorothea, signalling_pkn
+    from regnet_assets.science.dataset.reference_data import dorothea, signalling_pkn
 
     levels = set(confidence.upper())
     if not levels or not levels <= set("ABCDE"):

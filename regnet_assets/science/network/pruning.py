@@ -60,7 +60,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from regnet_assets.science.pkn import EDGE_COLUMNS, PKNError, is_acyclic, reachability_prune, validate_pkn
+from regnet_assets.science.network.pkn import EDGE_COLUMNS, PKNError, is_acyclic, reachability_prune, validate_pkn
 
 __all__ = [
     "PruningError",

@@ -26,7 +26,7 @@ from scipy import stats
 
 from regnet_assets.atomic import write_atomic
 
-from .gene_model import (
+from regnet_assets.science.models.module import (
     BatchedGeneModel,
     ModelSpec,
     distance_weight,

@@ -34,7 +34,7 @@ def load_gmt(path: str | os.PathLike) -> dict[str, list[str]]:
 
 def _as_gene_sets(gene_sets) -> dict[str, list[str]]:
     if gene_sets is None:
-        from regnet_assets.science.reference_data import go_bp_gene_sets
+        from regnet_assets.science.dataset.reference_data import go_bp_gene_sets
 
         return go_bp_gene_sets()
     if isinstance(gene_sets, Mapping):

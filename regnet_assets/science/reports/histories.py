@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from regnet_assets.science.figures import figure
+from regnet_assets.science.common.figures import figure
 
 KEYS = ("model", "fold", "epoch")
 

@@ -49,8 +49,8 @@ import scipy.sparse as sp
 
 from regnet_assets.atomic import write_atomic
 
-from . import motifs as motif_lib
-from .reference_data import dorothea
+from regnet_assets.science.dataset import motifs as motif_lib
+from regnet_assets.science.dataset.reference_data import dorothea
 
 # (source, target, sign, level) — every edge is present with this sign in signalling_pkn().
 # TGF-beta receptor 2 activates TAK1 (MAP3K7), which activates IKK-beta, JNK1 and p38-alpha;

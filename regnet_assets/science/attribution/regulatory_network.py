@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
-from regnet_assets.science.tables import LongTable, connect, require_columns
+from regnet_assets.science.common.tables import LongTable, connect, require_columns
 
 ALL = "all"
 _ATTR_COLS = ("gene", "metacell", "tf", "attribution")

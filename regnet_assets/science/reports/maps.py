@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from regnet_assets.science.figures import figure
+from regnet_assets.science.common.figures import figure
 
 MAP_COLUMNS = ["representation", "level", "fold", "split", "cell", "umap1", "umap2", "cell_type", "batch"]
 MIN_OBSERVATIONS = 5  # UMAP needs a neighbour graph; fewer points give no meaningful map

@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gene_model import BN_EPS, LN_EPS, BatchedGeneModel, ModelSpec, ReferenceGeneModel
-from .training import CHECKPOINT_FORMAT, GeneInputs, GeneResult, StackedInputs, load_gene_model_file
+from regnet_assets.science.models.module import BN_EPS, LN_EPS, BatchedGeneModel, ModelSpec, ReferenceGeneModel
+from regnet_assets.science.models.trainer import CHECKPOINT_FORMAT, GeneInputs, GeneResult, StackedInputs, load_gene_model_file
 
 __all__ = [
     "GeneAttribution",

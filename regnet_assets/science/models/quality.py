@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from regnet_assets.science.figures import figure
+from regnet_assets.science.common.figures import figure
 
 OVERFIT_GAP = 0.2  # "train ≫ valid": train Spearman above valid by more than this
 

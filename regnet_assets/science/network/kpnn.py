@@ -505,7 +505,7 @@ def _as_matrix(X, inputs: Sequence[str]):
         cols = list(X.columns)
         if set(inputs) <= set(cols):
             return X.loc[:, list(inputs)].to_numpy(dtype=np.float32), X.index
-        from regnet_assets.science.pkn import GENE_SUFFIX
+        from regnet_assets.science.network.pkn import GENE_SUFFIX
 
         renamed = [f"{c}{GENE_SUFFIX}" for c in cols]
         if set(inputs) <= set(renamed):

@@ -10,7 +10,7 @@
   :func:`plot_kpnn_metrics` draw the two figures.
 
 Edges are ``source, target, sign`` in computation direction (see :mod:`pkn`); inputs are the
-``<SYMBOL>_gene`` nodes. Errors are :class:`~regnet_assets.science.pkn.PKNError` naming the part.
+``<SYMBOL>_gene`` nodes. Errors are :class:`~regnet_assets.science.network.pkn.PKNError` naming the part.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from regnet_assets.science.pkn import (
+from regnet_assets.science.network.pkn import (
     EDGE_COLUMNS,
     GENE_SUFFIX,
     PKNError,
@@ -398,7 +398,7 @@ _ROLE_COLOURS = {"pathway_upstream": "#8c0000", "pathway_kinase": "#d62728", "pa
 
 def plot_node_importance(importance: pd.DataFrame, top: int = 30):
     """Top ``top`` hidden nodes by mean |node weight| per network, coloured by simulator role."""
-    from regnet_assets.science.figures import figure
+    from regnet_assets.science.common.figures import figure
 
     mean = importance[(importance["scope"] == "mean") & ~importance["is_output"].astype(bool)]
     networks = list(pd.unique(mean["network"]))
@@ -422,7 +422,7 @@ def plot_node_importance(importance: pd.DataFrame, top: int = 30):
 
 def plot_kpnn_metrics(metrics: pd.DataFrame):
     """Full vs pruned KPNN: mean of each held-out metric with the folds as points."""
-    from regnet_assets.science.figures import figure
+    from regnet_assets.science.common.figures import figure
 
     names = ["accuracy", "precision", "recall", "f1", "roc_auc"]
     networks = list(pd.unique(metrics["network"]))

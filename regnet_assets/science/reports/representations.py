@@ -30,9 +30,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from regnet_assets.science import clustering, programs
-from regnet_assets.science.grn import attribution_view
-from regnet_assets.science.tables import LongTable, connect
+from regnet_assets.science.reports import clustering
+
+from regnet_assets.science.reports import programs
+from regnet_assets.science.attribution.regulatory_network import attribution_view
+from regnet_assets.science.common.tables import LongTable, connect
 
 __all__ = [
     "EMBEDDING_COLUMNS",
