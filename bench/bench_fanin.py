@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from regnet_assets.storage import read_table, write_table  # noqa: E402
 from regnet_assets.storage.parquet import table_files  # noqa: E402

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from regnet_assets.science.network.pkn import human_kpnn, input_nodes  # noqa: E402
 from regnet_assets.science.network.pruning import PruningError, inputs_reach_root, prune_to_minimal_dag  # noqa: E402

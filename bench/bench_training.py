@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from regnet_assets.science.models.module import (  # noqa: E402
     ModelSpec,

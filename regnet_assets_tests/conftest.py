@@ -11,6 +11,20 @@ import pytest
 from regnet_assets.defs.definitions import ALL_ASSETS, make_resources
 from regnet_assets.defs.resources import DatasetResource
 
+# Tests are grouped by layer; those that materialize assets or drive processes are `slow`, so
+# `pytest -m "not slow"` runs the science and storage tests in about a minute.
+SLOW_LAYERS = {"assets", "operations"}
+SERVICE_MARKS = {"test_postgres.py": "postgres", "test_browser.py": "browser"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        path = Path(item.fspath)
+        if path.parent.name in SLOW_LAYERS:
+            item.add_marker(pytest.mark.slow)
+        if path.name in SERVICE_MARKS:
+            item.add_marker(getattr(pytest.mark, SERVICE_MARKS[path.name]))
+
 
 @pytest.fixture
 def instance():

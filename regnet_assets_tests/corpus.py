@@ -401,7 +401,7 @@ assert len(CASES) == len(CORPUS), "corpus case names must be unique"
 def describe() -> list[str]:
     """One markdown bullet per case, as RELIABILITY.md lists them, then the bad datasets that
     ``test_dataset_assets.py`` already runs through the same asset (not repeated here)."""
-    from regnet_assets_tests.test_dataset_assets import BAD_DATASETS
+    from regnet_assets_tests.assets.test_dataset_assets import BAD_DATASETS
 
     lines = [f"- `{c.name}` ({c.kind}): {c.what} → fails at `{c.step}`, message names “{c.expect}”"
              + (f" — KNOWN GAP: {c.known_gap}" if c.known_gap else "") for c in CORPUS]

@@ -14,7 +14,7 @@ from regnet_assets.science.dataset.contract import read_multiome
 from regnet_assets.science.network.pkn import is_acyclic
 from regnet_assets.storage import read_table, write_table
 from regnet_assets_tests.conftest import materialize, tree_digest
-from regnet_assets_tests.test_dataset_assets import DATASET_GROUP
+from regnet_assets_tests.assets.test_dataset_assets import DATASET_GROUP
 
 KPNN_TABLES = ["kpnn_metrics", "kpnn_summary", "kpnn_node_importance", "kpnn_history", "kpnn_activations",
                "kpnn_predictions"]

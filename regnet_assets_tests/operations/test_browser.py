@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("REGNET_ARTIFACTS") or ROOT / "regnet_assets_tests" / "artifacts")
 LOCATION = "regnet_assets"

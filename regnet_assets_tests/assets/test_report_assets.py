@@ -17,7 +17,7 @@ from regnet_assets.defs.partitions import GENES
 from regnet_assets.defs.sensors import modelable_genes
 from regnet_assets.storage import query, read_table
 from regnet_assets_tests.conftest import materialize
-from regnet_assets_tests.test_dataset_assets import DATASET_GROUP
+from regnet_assets_tests.assets.test_dataset_assets import DATASET_GROUP
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 PARTITIONED = ["gene_models", "training_history", "predictions", "gene_correlation",

@@ -23,7 +23,7 @@ import yaml
 from regnet_assets.cli import main
 from regnet_assets.storage import query
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 TINY = {"ops": {"gene_models": {"config": {"epochs": 1}},
                 "tf_attribution": {"config": {"n_steps": 8}},
                 "kpnn": {"config": {"epochs": 2, "n_folds": 2, "max_cells": 300}}}}

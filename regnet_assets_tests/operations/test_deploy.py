@@ -17,7 +17,7 @@ from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes.config_class import class_from_code_pointer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 INSTANCE_FILES = [ROOT / "dagster.yaml", DEPLOY / "dagster.postgres.yaml", DEPLOY / "k8s" / "dagster-instance.yaml"]
 

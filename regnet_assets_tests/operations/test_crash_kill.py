@@ -2,7 +2,7 @@
 check that every Parquet file and checkpoint on disk is whole, that no temporary file shows in
 the DuckDB views, and that a re-run trains the missing genes only.
 
-The victims are real processes running this module (``python -m regnet_assets_tests.test_crash_kill
+The victims are real processes running this module (``python -m regnet_assets_tests.operations.test_crash_kill
 write|train ...``), killed with SIGKILL at seeded random delays after markers they print.
 """
 
@@ -25,7 +25,7 @@ from regnet_assets.storage import query, refresh_catalog
 
 EPOCHS = 2
 BATCH = 4
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 
 
@@ -105,7 +105,7 @@ class Victim:
             env["DAGSTER_HOME"] = str(home)
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "regnet_assets_tests.test_crash_kill", mode, str(storage)],
+            [sys.executable, "-m", "regnet_assets_tests.operations.test_crash_kill", mode, str(storage)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=PROJECT,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)

@@ -103,6 +103,6 @@ def test_reliability_md_names_only_existing_tests():
 
     text = corpus.RELIABILITY_MD.read_text(encoding="utf-8")
     named = set(re.findall(r"`(test_[a-z0-9_]+)`", text))
-    sources = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    sources = "".join(p.read_text() for p in Path(__file__).parents[1].rglob("test_*.py"))
     defined = set(re.findall(r"^def (test_[a-z0-9_]+)", sources, flags=re.M))
     assert named and named <= defined, sorted(named - defined)

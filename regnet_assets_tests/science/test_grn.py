@@ -206,7 +206,7 @@ def test_attribution_to_network_end_to_end():
     import torch
 
     from regnet_assets.science.attribution.integrated_gradients import attribution_table, integrated_gradients
-    from regnet_assets_tests.test_attribution import single_tf_model
+    from regnet_assets_tests.science.test_attribution import single_tf_model
 
     model, x, _, _ = single_tf_model(tf_index=1, linear=False)
     with torch.no_grad():

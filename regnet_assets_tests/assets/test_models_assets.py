@@ -6,7 +6,7 @@ import pytest
 from regnet_assets.storage import query, read_table, refresh_catalog
 from regnet_assets.storage.models import load_gene_model, model_path
 from regnet_assets_tests.conftest import materialize
-from regnet_assets_tests.test_dataset_assets import DATASET_GROUP
+from regnet_assets_tests.assets.test_dataset_assets import DATASET_GROUP
 
 MODEL_TABLES = ["gene_models", "training_history", "predictions", "gene_correlation"]
 FEW_EPOCHS = {"ops": {"gene_models": {"config": {"epochs": 3}}}}

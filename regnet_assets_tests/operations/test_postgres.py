@@ -30,7 +30,7 @@ from regnet_assets.storage import read_table
 from regnet_assets_tests.conftest import materialize
 
 POSTGRES_URL = os.environ.get("REGNET_TEST_POSTGRES_URL", "")
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DATASET = ["multiome", "peak_gene_links", "motif_hits", "metacell_multiome", "metacells",
            "gene_tf_candidates", "genes"]
 PARTITIONED = ["gene_models", "training_history", "predictions", "gene_correlation"]
