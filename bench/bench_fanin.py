@@ -36,10 +36,14 @@ def write_attributions(root: Path, genes: int, metacells: int, tfs: int, seed: i
     names = np.array([f"mc{m}" for m in range(metacells)])
     for g in range(genes):
         own = rng.choice(tfs * 3, size=tfs, replace=False)  # each gene has its own candidate TFs
-        frame = pd.DataFrame({
-            "gene": f"G{g}", "metacell": np.repeat(names, tfs), "tf": np.tile([f"TF{t}" for t in own], metacells),
-            "attribution": rng.normal(size=metacells * tfs),
-        })
+        frame = pd.DataFrame(
+            {
+                "gene": f"G{g}",
+                "metacell": np.repeat(names, tfs),
+                "tf": np.tile([f"TF{t}" for t in own], metacells),
+                "attribution": rng.normal(size=metacells * tfs),
+            }
+        )
         write_table(root, "tf_attribution", frame, key=f"G{g}")
     return genes * metacells * tfs
 
@@ -67,8 +71,17 @@ def _child(way: str, root: str) -> None:
     scores, activity = {"loaded": loaded, "streamed": streamed}[way](Path(root))
     seconds = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    print(json.dumps({"seconds": seconds, "max_rss_mib": rss, "edges": len(scores),
-                      "score_sum": float(scores["score"].sum()), "activity_shape": list(activity.shape)}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "max_rss_mib": rss,
+                "edges": len(scores),
+                "score_sum": float(scores["score"].sum()),
+                "activity_shape": list(activity.shape),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -83,19 +96,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         rows = write_attributions(Path(tmp), args.genes, args.metacells, args.tfs)
-        print(f"tf_attribution: {args.genes:,} genes × {args.metacells:,} metacells × {args.tfs} TFs = "
-              f"{rows:,} rows in {args.genes:,} files (written in {time.perf_counter() - t0:.1f} s)")
+        print(
+            f"tf_attribution: {args.genes:,} genes × {args.metacells:,} metacells × {args.tfs} TFs = "
+            f"{rows:,} rows in {args.genes:,} files (written in {time.perf_counter() - t0:.1f} s)"
+        )
         out = {}
         for way in ("loaded", "streamed"):
-            done = subprocess.run([sys.executable, __file__, "--child", way, tmp], capture_output=True,
-                                  text=True, check=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", way, tmp], capture_output=True, text=True, check=True
+            )
             out[way] = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"  {way:9s} {out[way]['seconds']:7.2f} s  {out[way]['max_rss_mib']:8.0f} MiB peak  "
-                  f"{out[way]['edges']:,} edges, activity {out[way]['activity_shape']}")
+            print(
+                f"  {way:9s} {out[way]['seconds']:7.2f} s  {out[way]['max_rss_mib']:8.0f} MiB peak  "
+                f"{out[way]['edges']:,} edges, activity {out[way]['activity_shape']}"
+            )
     base, ours = out["loaded"], out["streamed"]
     same = base["edges"] == ours["edges"] and np.isclose(base["score_sum"], ours["score_sum"], rtol=1e-9)
-    print(f"ratio loaded/streamed: time {base['seconds'] / ours['seconds']:.1f}×, "
-          f"peak memory {base['max_rss_mib'] / ours['max_rss_mib']:.1f}× (same edge scores: {same})")
+    print(
+        f"ratio loaded/streamed: time {base['seconds'] / ours['seconds']:.1f}×, "
+        f"peak memory {base['max_rss_mib'] / ours['max_rss_mib']:.1f}× (same edge scores: {same})"
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,10 @@ def run(networks: list[str], time_limit: float) -> list[dict]:
         inputs = input_nodes(edges)
         t_net = time.perf_counter() - t0
         n_nodes = len(set(edges["source"]) | set(edges["target"]))
-        print(f"\n== network {conf}:{kind}: {n_nodes:,} nodes, {len(edges):,} edges, {len(inputs):,} gene inputs, "
-              f"{n_nodes - len(inputs):,} neurons (built in {t_net:.1f} s)")
+        print(
+            f"\n== network {conf}:{kind}: {n_nodes:,} nodes, {len(edges):,} edges, {len(inputs):,} gene inputs, "
+            f"{n_nodes - len(inputs):,} neurons (built in {t_net:.1f} s)"
+        )
         per = {}
         for method in ("structural", "acyclic_flow"):
             t1 = time.perf_counter()
@@ -74,18 +76,36 @@ def run(networks: list[str], time_limit: float) -> list[dict]:
                 f"    model {s['model']}"
             )
         st, fl = per.get("structural"), per.get("acyclic_flow")
-        row = {"network": spec, "nodes": n_nodes, "edges": len(edges), "inputs": len(inputs), **{
-            f"{m}_{k}": (per[m] or {}).get(k) for m in per for k in (
-                "status", "build_seconds", "solve_seconds", "wall_seconds", "objective", "best_bound", "mip_gap", "neuron_gap")
-        }}
+        row = {
+            "network": spec,
+            "nodes": n_nodes,
+            "edges": len(edges),
+            "inputs": len(inputs),
+            **{
+                f"{m}_{k}": (per[m] or {}).get(k)
+                for m in per
+                for k in (
+                    "status",
+                    "build_seconds",
+                    "solve_seconds",
+                    "wall_seconds",
+                    "objective",
+                    "best_bound",
+                    "mip_gap",
+                    "neuron_gap",
+                )
+            },
+        }
         if st and fl:
             ratio_total = fl["wall_seconds"] / max(st["wall_seconds"], 1e-9)
             ratio_solve = fl["solve_seconds"] / max(st["solve_seconds"], 1e-9)
             ratio_build = fl["build_seconds"] / max(st["build_seconds"], 1e-9)
             lower = "" if fl["status"] == "optimal" else " (>=: the baseline stopped at the time limit)"
-            print(f"  ratio acyclic_flow / structural: total {ratio_total:,.0f}x, solve {ratio_solve:,.0f}x, "
-                  f"build {ratio_build:,.1f}x{lower}; objectives {fl['objective']:,} vs {st['objective']:,} "
-                  f"(structural {'≤' if st['objective'] <= fl['objective'] else '>'} baseline)")
+            print(
+                f"  ratio acyclic_flow / structural: total {ratio_total:,.0f}x, solve {ratio_solve:,.0f}x, "
+                f"build {ratio_build:,.1f}x{lower}; objectives {fl['objective']:,} vs {st['objective']:,} "
+                f"(structural {'≤' if st['objective'] <= fl['objective'] else '>'} baseline)"
+            )
             row.update(ratio_total=ratio_total, ratio_solve=ratio_solve, ratio_build=ratio_build)
         rows.append(row)
     return rows
@@ -93,7 +113,9 @@ def run(networks: list[str], time_limit: float) -> list[dict]:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--time-limit", type=float, default=60.0, help="HiGHS time limit per solve, seconds (default 60)")
+    ap.add_argument(
+        "--time-limit", type=float, default=60.0, help="HiGHS time limit per solve, seconds (default 60)"
+    )
     ap.add_argument(
         "--networks",
         default="ABC:dag,ABCDE:dag,ABC:cyclic",
@@ -107,8 +129,10 @@ def main(argv=None):
     import highspy  # noqa: F401
 
     print(f"bench_pruning: {' '.join(sys.argv)}")
-    print(f"python {platform.python_version()}, cvxpy {cvxpy.__version__}, highspy {version('highspy')}, "
-          f"time limit {args.time_limit:g} s, reference KPNN size: 12,767 nodes / 25,928 edges")
+    print(
+        f"python {platform.python_version()}, cvxpy {cvxpy.__version__}, highspy {version('highspy')}, "
+        f"time limit {args.time_limit:g} s, reference KPNN size: 12,767 nodes / 25,928 edges"
+    )
     rows = run([s.strip() for s in args.networks.split(",") if s.strip()], args.time_limit)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, default=str))

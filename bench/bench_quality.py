@@ -28,19 +28,37 @@ from regnet_assets.storage import read_table  # noqa: E402
 
 
 def measure(dataset: DatasetResource, metacells: int, lr: float, epochs: int) -> dict:
-    config = {"ops": {"metacell_multiome": {"config": {"n_metacells": metacells}},
-                      "gene_models": {"config": {"lr": lr, "epochs": epochs}}}}
+    config = {
+        "ops": {
+            "metacell_multiome": {"config": {"n_metacells": metacells}},
+            "gene_models": {"config": {"lr": lr, "epochs": epochs}},
+        }
+    }
     with tempfile.TemporaryDirectory() as folder, dg.instance_for_test() as instance:
         started = time.perf_counter()
-        summary = run_graph(instance, Path(folder), dataset, device="cpu", echo=lambda _: None,
-                            select="group:dataset, group:models", run_config=config, progress=lambda _: None)
+        summary = run_graph(
+            instance,
+            Path(folder),
+            dataset,
+            device="cpu",
+            echo=lambda _: None,
+            select="group:dataset, group:models",
+            run_config=config,
+            progress=lambda _: None,
+        )
         if summary.failures:
             raise SystemExit(f"run failed: {summary.failures}")
         perf = read_table(Path(folder), "model_performance").iloc[0]
-        return {"lr": lr, "genes": int(perf["n_genes"]), "valid": perf["valid_spearman_median"],
-                "oracle": perf["oracle_spearman_median"], "fraction": perf["fraction_of_oracle_median"],
-                "best_epoch": perf["best_epoch_median"], "at_last": int(perf["n_best_at_last_epoch"]),
-                "seconds": time.perf_counter() - started}
+        return {
+            "lr": lr,
+            "genes": int(perf["n_genes"]),
+            "valid": perf["valid_spearman_median"],
+            "oracle": perf["oracle_spearman_median"],
+            "fraction": perf["fraction_of_oracle_median"],
+            "best_epoch": perf["best_epoch_median"],
+            "at_last": int(perf["n_best_at_last_epoch"]),
+            "seconds": time.perf_counter() - started,
+        }
 
 
 def main(argv=None) -> int:
@@ -54,14 +72,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     dataset = DatasetResource(n_cells=args.cells, n_target_genes=args.genes, seed=args.seed)
     sim = dataset.simulation_config()
-    print(f"simulated: {sim.n_cells} cells, {sim.n_target_genes} target genes; {args.metacells} metacells, "
-          f"{args.epochs} epochs")
-    print(f"{'lr':>8} {'genes':>5} {'valid':>7} {'oracle':>7} {'valid/oracle':>12} {'best epoch':>10} "
-          f"{'at last':>7} {'seconds':>7}")
+    print(
+        f"simulated: {sim.n_cells} cells, {sim.n_target_genes} target genes; {args.metacells} metacells, "
+        f"{args.epochs} epochs"
+    )
+    print(
+        f"{'lr':>8} {'genes':>5} {'valid':>7} {'oracle':>7} {'valid/oracle':>12} {'best epoch':>10} "
+        f"{'at last':>7} {'seconds':>7}"
+    )
     for lr in args.lr:
         r = measure(dataset, args.metacells, lr, args.epochs)
-        print(f"{r['lr']:>8g} {r['genes']:>5} {r['valid']:>7.3f} {r['oracle']:>7.3f} {r['fraction']:>11.3f}x "
-              f"{r['best_epoch']:>10.1f} {r['at_last']:>7} {r['seconds']:>7.0f}")
+        print(
+            f"{r['lr']:>8g} {r['genes']:>5} {r['valid']:>7.3f} {r['oracle']:>7.3f} {r['fraction']:>11.3f}x "
+            f"{r['best_epoch']:>10.1f} {r['at_last']:>7} {r['seconds']:>7.0f}"
+        )
     return 0
 
 

@@ -86,16 +86,29 @@ def reference_style(inputs, config: TrainConfig, device: torch.device) -> None:
     """One gene at a time as the reference trains it: B×P sequence copies through the encoder."""
     for x in inputs:
         use_seq = config.use_sequence and x.peak_seq is not None
-        spec = ModelSpec(n_covariates=x.covariates.shape[1], seq_len=x.peak_seq.shape[1] if use_seq else None,
-                         n_filters=config.n_filters, n_dims=config.n_dims, n_heads=config.n_heads,
-                         dropout=config.dropout, attn_dropout=config.attn_dropout)
+        spec = ModelSpec(
+            n_covariates=x.covariates.shape[1],
+            seq_len=x.peak_seq.shape[1] if use_seq else None,
+            n_filters=config.n_filters,
+            n_dims=config.n_dims,
+            n_heads=config.n_heads,
+            dropout=config.dropout,
+            attn_dropout=config.attn_dropout,
+        )
         p, t = len(x.peak_names), len(x.tf_names)
         model = ReferenceGeneModel(spec, p, t)
-        model.load_gene_state(init_gene_state(spec, p, t, torch.Generator().manual_seed(gene_seed(config.seed, x.gene))))
+        model.load_gene_state(
+            init_gene_state(spec, p, t, torch.Generator().manual_seed(gene_seed(config.seed, x.gene)))
+        )
         model.to(device)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=config.scheduler_factor,
-                                                           patience=config.scheduler_patience, min_lr=config.min_lr)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt,
+            mode="max",
+            factor=config.scheduler_factor,
+            patience=config.scheduler_patience,
+            min_lr=config.min_lr,
+        )
         seq = sequence_onehot(x.peak_seq, device=device) if use_seq else None
         acc = torch.as_tensor(x.peak_acc, device=device)
         tf = torch.as_tensor(x.tf_exp, device=device)
@@ -110,15 +123,19 @@ def reference_style(inputs, config: TrainConfig, device: torch.device) -> None:
             model.train()
             perm = tr[torch.randperm(len(tr), generator=gen).to(device)]
             for i in range(0, len(perm) - len(perm) % config.batch_size, config.batch_size):
-                idx = perm[i:i + config.batch_size]
+                idx = perm[i : i + config.batch_size]
                 loss = poisson_nll(model(seq, acc[idx], dist, tf[idx], cov[idx]), y[idx]).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
             model.eval()
             with torch.no_grad():
-                preds = torch.cat([model(seq, acc[va[i:i + 64]], dist, tf[va[i:i + 64]], cov[va[i:i + 64]])
-                                   for i in range(0, len(va), 64)])
+                preds = torch.cat(
+                    [
+                        model(seq, acc[va[i : i + 64]], dist, tf[va[i : i + 64]], cov[va[i : i + 64]])
+                        for i in range(0, len(va), 64)
+                    ]
+                )
             rho = spearmanr(y[va].cpu().numpy(), preds.cpu().numpy()).statistic
             rho = rho if np.isfinite(rho) else -np.inf
             if best_state is None or rho > best:
@@ -134,8 +151,11 @@ def timed(label, fn, device, n_genes, epochs):
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
     rate = n_genes * epochs / seconds
-    print(f"  {label:<10} genes={n_genes:<5} {seconds:8.1f} s  {rate:8.3f} genes·epochs/s  "
-          f"peak mem +{mem.peak / 2**20:8.1f} MiB", flush=True)
+    print(
+        f"  {label:<10} genes={n_genes:<5} {seconds:8.1f} s  {rate:8.3f} genes·epochs/s  "
+        f"peak mem +{mem.peak / 2**20:8.1f} MiB",
+        flush=True,
+    )
     return rate
 
 
@@ -150,34 +170,65 @@ def main(argv=None):
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--no-sequence", action="store_true", help="train without the sequence branch")
     ap.add_argument("--genes-per-batch", type=int, default=None, help="chunk size of the batched run")
-    ap.add_argument("--alone-genes", type=int, default=None,
-                    help="train only this many genes one at a time (default: all N)")
-    ap.add_argument("--reference-genes", type=int, default=4, help="genes for the reference-style loop (0: skip)")
+    ap.add_argument(
+        "--alone-genes",
+        type=int,
+        default=None,
+        help="train only this many genes one at a time (default: all N)",
+    )
+    ap.add_argument(
+        "--reference-genes", type=int, default=4, help="genes for the reference-style loop (0: skip)"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    config = TrainConfig(epochs=args.epochs, seed=args.seed, use_sequence=not args.no_sequence,
-                         genes_per_batch=args.genes_per_batch)
-    print(f"device={device} threads={torch.get_num_threads()} epochs={args.epochs} metacells={args.metacells} "
-          f"peaks={tuple(args.peaks)} tfs={tuple(args.tfs)} sequence={'off' if args.no_sequence else args.seq_len} "
-          f"batch_size={config.batch_size} genes_per_batch={args.genes_per_batch or 'all'}", flush=True)
+    config = TrainConfig(
+        epochs=args.epochs,
+        seed=args.seed,
+        use_sequence=not args.no_sequence,
+        genes_per_batch=args.genes_per_batch,
+    )
+    print(
+        f"device={device} threads={torch.get_num_threads()} epochs={args.epochs} metacells={args.metacells} "
+        f"peaks={tuple(args.peaks)} tfs={tuple(args.tfs)} sequence={'off' if args.no_sequence else args.seq_len} "
+        f"batch_size={config.batch_size} genes_per_batch={args.genes_per_batch or 'all'}",
+        flush=True,
+    )
     for n in args.genes:
-        inputs = synthetic_gene_inputs(n, n_metacells=args.metacells, peaks=tuple(args.peaks), tfs=tuple(args.tfs),
-                                       seq_len=None if args.no_sequence else args.seq_len, seed=args.seed)
-        train_genes(inputs[:1], TrainConfig(epochs=1, use_sequence=config.use_sequence), device=device)  # warm-up
+        inputs = synthetic_gene_inputs(
+            n,
+            n_metacells=args.metacells,
+            peaks=tuple(args.peaks),
+            tfs=tuple(args.tfs),
+            seq_len=None if args.no_sequence else args.seq_len,
+            seed=args.seed,
+        )
+        train_genes(
+            inputs[:1], TrainConfig(epochs=1, use_sequence=config.use_sequence), device=device
+        )  # warm-up
         print(f"N={n}", flush=True)
         n_alone = min(n, args.alone_genes or n)
-        alone = timed("alone", lambda: [train_genes([x], config, device=device) for x in inputs[:n_alone]],
-                      device, n_alone, args.epochs)
+        alone = timed(
+            "alone",
+            lambda: [train_genes([x], config, device=device) for x in inputs[:n_alone]],
+            device,
+            n_alone,
+            args.epochs,
+        )
         batched = timed("batched", lambda: train_genes(inputs, config, device=device), device, n, args.epochs)
         line = f"  batched / alone = {batched / alone:.1f}x"
         n_ref = min(n, args.reference_genes)
         if n_ref > 0:
-            ref = timed("reference", lambda: reference_style(inputs[:n_ref], config, device), device, n_ref,
-                        args.epochs)
+            ref = timed(
+                "reference",
+                lambda: reference_style(inputs[:n_ref], config, device),
+                device,
+                n_ref,
+                args.epochs,
+            )
             line += f"   batched / reference-style = {batched / ref:.1f}x   alone / reference-style = {alone / ref:.1f}x"
         print(line, flush=True)
 

@@ -44,7 +44,7 @@ def _run_config(text: str | None) -> dict:
     path = Path(text)
     value = yaml.safe_load(path.read_text() if path.is_file() else text)
     if not isinstance(value, dict):
-        raise SystemExit(f"--config must be a mapping such as {{\"ops\": ...}}, got {text!r}")
+        raise SystemExit(f'--config must be a mapping such as {{"ops": ...}}, got {text!r}')
     return value
 
 
@@ -71,28 +71,42 @@ def cmd_run(args) -> int:
 
     root = _storage(args)
     _prepare_home(root)
-    dataset = DatasetResource(path=str(Path(args.dataset).resolve()) if args.dataset else "",
-                              preset=args.preset, seed=args.seed)
+    dataset = DatasetResource(
+        path=str(Path(args.dataset).resolve()) if args.dataset else "", preset=args.preset, seed=args.seed
+    )
     with dg.DagsterInstance.get() as instance:
         try:
-            summary = run_graph(instance, root, dataset, device=args.device,
-                                batch_size=args.genes_per_run, echo=print, select=args.select,
-                                genes=_genes(args.genes), run_config=_run_config(args.config),
-                                progress=_progress_writer(), missing_only=args.missing_only)
+            summary = run_graph(
+                instance,
+                root,
+                dataset,
+                device=args.device,
+                batch_size=args.genes_per_run,
+                echo=print,
+                select=args.select,
+                genes=_genes(args.genes),
+                run_config=_run_config(args.config),
+                progress=_progress_writer(),
+                missing_only=args.missing_only,
+            )
         except SelectionError as error:
             print(f"regnet run: {error}", file=sys.stderr)
             return 2
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    print(f"\n{summary.runs} run(s) in {summary.seconds:.0f} s: {len(summary.assets)} asset(s) "
-          f"materialized; genes {summary.genes_done}/{summary.genes_total} done "
-          f"({summary.genes_new} newly registered)")
+    print(
+        f"\n{summary.runs} run(s) in {summary.seconds:.0f} s: {len(summary.assets)} asset(s) "
+        f"materialized; genes {summary.genes_done}/{summary.genes_total} done "
+        f"({summary.genes_new} newly registered)"
+    )
     if summary.failures:
         print("regnet run failed:", file=sys.stderr)
         for failure in summary.failures:
             print(f"  {failure}", file=sys.stderr)
-        print(f"Logs: `regnet ui --storage {root}` (Runs page); `regnet status` lists failed genes.",
-              file=sys.stderr)
+        print(
+            f"Logs: `regnet ui --storage {root}` (Runs page); `regnet status` lists failed genes.",
+            file=sys.stderr,
+        )
         return 1
     _print_summary(root)
     return 0
@@ -106,7 +120,7 @@ def _print_summary(root: Path) -> None:
     print(f"  Parquet tables: {root}/<table>/...  DuckDB catalog: {root / 'regnet.duckdb'}")
     print(f"  Tables: {', '.join(names)}")
     sample = "SELECT cell_type, count(*) AS metacells FROM metacells GROUP BY cell_type ORDER BY cell_type"
-    print(f"\nSample query:\n  regnet sql \"{sample}\"")
+    print(f'\nSample query:\n  regnet sql "{sample}"')
     print(query(root, sample).to_string(index=False))
 
 
@@ -156,12 +170,19 @@ def cmd_status(args) -> int:
         genes = len(instance.get_dynamic_partitions("genes"))
     print(f"Instance: {os.environ['DAGSTER_HOME']}   storage: {root}   gene partitions: {genes}")
     rows = []
-    for key, st in sorted(statuses.items(), key=lambda kv: (graph.get(kv[0]).group_name or "", kv[0].to_user_string())):
+    for key, st in sorted(
+        statuses.items(), key=lambda kv: (graph.get(kv[0]).group_name or "", kv[0].to_user_string())
+    ):
         if st.partitioned:
-            detail = (f"{len(st.materialized)}/{genes} genes materialized, {len(st.stale)} stale, "
-                      f"{len(st.failed)} failed, {len(st.missing)} missing")
-            examples = [f"{name}: {', '.join(getattr(st, name)[:args.examples])}"
-                        for name in ("failed", "stale") if getattr(st, name)]
+            detail = (
+                f"{len(st.materialized)}/{genes} genes materialized, {len(st.stale)} stale, "
+                f"{len(st.failed)} failed, {len(st.missing)} missing"
+            )
+            examples = [
+                f"{name}: {', '.join(getattr(st, name)[: args.examples])}"
+                for name in ("failed", "stale")
+                if getattr(st, name)
+            ]
             if examples:
                 detail += "  (" + "; ".join(examples) + ")"
         else:
@@ -185,12 +206,16 @@ def cmd_backfill(args) -> int:
     _prepare_home(root)
     with dg.DagsterInstance.get() as instance:
         try:
-            backfill_id = submit_backfill(instance, genes=_genes(args.genes), downstream=not args.no_downstream)
+            backfill_id = submit_backfill(
+                instance, genes=_genes(args.genes), downstream=not args.no_downstream
+            )
         except SelectionError as error:
             print(f"regnet backfill: {error}", file=sys.stderr)
             return 2
-    print(f"backfill {backfill_id} submitted to {os.environ['DAGSTER_HOME']}; the daemon of "
-          "`regnet ui` (or `dagster-daemon run`) executes it in batched runs.")
+    print(
+        f"backfill {backfill_id} submitted to {os.environ['DAGSTER_HOME']}; the daemon of "
+        "`regnet ui` (or `dagster-daemon run`) executes it in batched runs."
+    )
     return 0
 
 
@@ -200,13 +225,16 @@ def cmd_export(args) -> int:
     root = _storage(args)
     tables, figures, provenance = _export_descriptions(root)
     try:
-        done = export_results(root, args.path, force=args.force, tables=tables, figures=figures,
-                              provenance=provenance)
+        done = export_results(
+            root, args.path, force=args.force, tables=tables, figures=figures, provenance=provenance
+        )
     except ExportError as error:
         print(f"regnet export: {error}", file=sys.stderr)
         return 2
-    print(f"Exported {len(done['tables'])} table(s) (Parquet + CSV), {len(done['figures'])} figure(s) and "
-          f"{done['models']} model checkpoint(s) to {Path(args.path).absolute()}; see its README.md")
+    print(
+        f"Exported {len(done['tables'])} table(s) (Parquet + CSV), {len(done['figures'])} figure(s) and "
+        f"{done['models']} model checkpoint(s) to {Path(args.path).absolute()}; see its README.md"
+    )
     return 0
 
 
@@ -227,8 +255,11 @@ def _export_descriptions(root: Path):
         schema = node.metadata.get("dagster/column_schema")
         columns = {c.name: c.description or "" for c in schema.columns} if schema is not None else {}
         tables[key.to_user_string()] = TableInfo(
-            description=" ".join((node.description or "").split()), group=node.group_name or "",
-            per_gene=node.partitions_def is not None, columns=columns)
+            description=" ".join((node.description or "").split()),
+            group=node.group_name or "",
+            per_gene=node.partitions_def is not None,
+            columns=columns,
+        )
     home = Path(os.environ.get("DAGSTER_HOME") or root / "dagster_home")
     if not (home / "dagster.yaml").exists() and not (home / "storage").exists():
         return tables, {}, {}
@@ -241,7 +272,9 @@ def _export_descriptions(root: Path):
                 continue
             for name in event.asset_materialization.metadata:
                 if name.endswith("_png"):
-                    figures[name[:-4]] = f"made by `{key.to_user_string()}`: {tables[key.to_user_string()].description}"
+                    figures[name[:-4]] = (
+                        f"made by `{key.to_user_string()}`: {tables[key.to_user_string()].description}"
+                    )
         provenance = run_provenance(instance, defs, keys)
     return tables, figures, provenance
 
@@ -249,11 +282,22 @@ def _export_descriptions(root: Path):
 def cmd_ui(args) -> int:
     root = _storage(args)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: the UI on {args.host} can launch runs and read results; anyone who can "
-              "reach this port can use it (the Dagster UI has no login)", file=sys.stderr)
+        print(
+            f"warning: the UI on {args.host} can launch runs and read results; anyone who can "
+            "reach this port can use it (the Dagster UI has no login)",
+            file=sys.stderr,
+        )
     _prepare_home(root)
-    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-               "-h", args.host, "-p", str(args.port)]
+    command = [
+        "dagster",
+        "dev",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
     return subprocess.call(command, cwd=PROJECT_ROOT)
 
 
@@ -266,22 +310,39 @@ def parser() -> argparse.ArgumentParser:
         return p
 
     run = with_storage(sub.add_parser("run", help="materialize the asset graph (or --select a part)"))
-    run.add_argument("--select", help="Dagster asset selection, e.g. 'group:models', "
-                     "'key:gene_models+', 'multiome, genes' (default: everything)")
-    run.add_argument("--genes", help="only these genes (comma/space separated, or a file): "
-                     "registered partitions, in batched runs over contiguous ranges")
-    run.add_argument("--missing-only", action="store_true",
-                     help="only what is missing, failed or older than its inputs: resume an interrupted "
-                     "run, or train new genes without retraining the others")
-    run.add_argument("--config", help="run config as YAML/JSON (file or inline), e.g. "
-                     "'{\"ops\": {\"gene_models\": {\"config\": {\"epochs\": 5}}}}'")
+    run.add_argument(
+        "--select",
+        help="Dagster asset selection, e.g. 'group:models', "
+        "'key:gene_models+', 'multiome, genes' (default: everything)",
+    )
+    run.add_argument(
+        "--genes",
+        help="only these genes (comma/space separated, or a file): "
+        "registered partitions, in batched runs over contiguous ranges",
+    )
+    run.add_argument(
+        "--missing-only",
+        action="store_true",
+        help="only what is missing, failed or older than its inputs: resume an interrupted "
+        "run, or train new genes without retraining the others",
+    )
+    run.add_argument(
+        "--config",
+        help="run config as YAML/JSON (file or inline), e.g. "
+        '\'{"ops": {"gene_models": {"config": {"epochs": 5}}}}\'',
+    )
     run.add_argument("--dataset", help="a .h5mu file (default: the simulated dataset)")
-    run.add_argument("--preset", default="default", choices=["default", "small"],
-                     help="size of the simulated dataset")
+    run.add_argument(
+        "--preset", default="default", choices=["default", "small"], help="size of the simulated dataset"
+    )
     run.add_argument("--seed", type=int, default=0, help="simulator seed")
     run.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:N")
-    run.add_argument("--genes-per-run", type=int, default=None,
-                     help="genes trained together per run (default: the assets' backfill policy)")
+    run.add_argument(
+        "--genes-per-run",
+        type=int,
+        default=None,
+        help="genes trained together per run (default: the assets' backfill policy)",
+    )
     run.set_defaults(func=cmd_run)
 
     sql = with_storage(sub.add_parser("sql", help="query the result tables read-only"))
@@ -291,20 +352,30 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument("--output", help="write the result to this file (required for parquet)")
     sql.set_defaults(func=cmd_sql)
 
-    status = with_storage(sub.add_parser("status", help="which assets and genes are materialized, "
-                                         "stale or failed"))
+    status = with_storage(
+        sub.add_parser("status", help="which assets and genes are materialized, stale or failed")
+    )
     status.add_argument("--examples", type=int, default=5, help="genes listed per state")
     status.set_defaults(func=cmd_status)
 
-    backfill = with_storage(sub.add_parser("backfill", help="submit a backfill of the gene assets "
-                                           "(executed by the daemon of `regnet ui`)"))
+    backfill = with_storage(
+        sub.add_parser(
+            "backfill", help="submit a backfill of the gene assets (executed by the daemon of `regnet ui`)"
+        )
+    )
     backfill.add_argument("--genes", help="only these genes (default: all registered genes)")
-    backfill.add_argument("--no-downstream", action="store_true",
-                          help="only the gene assets, not the tables downstream")
+    backfill.add_argument(
+        "--no-downstream", action="store_true", help="only the gene assets, not the tables downstream"
+    )
     backfill.set_defaults(func=cmd_backfill)
 
-    export = with_storage(sub.add_parser("export", help="write a self-contained results folder: every table "
-                                         "as Parquet and CSV, figures, checkpoints, run config, README"))
+    export = with_storage(
+        sub.add_parser(
+            "export",
+            help="write a self-contained results folder: every table "
+            "as Parquet and CSV, figures, checkpoints, run config, README",
+        )
+    )
     export.add_argument("path", help="folder to create (must be empty or absent unless --force)")
     export.add_argument("--force", action="store_true", help="replace the folder's contents")
     export.set_defaults(func=cmd_export)

@@ -32,11 +32,15 @@ def instance():
         yield inst
 
 
-def materialize(selection, storage: Path, instance, dataset: DatasetResource | None = None,
-                device: str = "cpu", **kwargs) -> dg.ExecuteInProcessResult:
+def materialize(
+    selection, storage: Path, instance, dataset: DatasetResource | None = None, device: str = "cpu", **kwargs
+) -> dg.ExecuteInProcessResult:
     """Materialize ``selection`` of the real graph with test resources (errors returned)."""
     return dg.materialize(
-        ALL_ASSETS, selection=selection, instance=instance, raise_on_error=False,
+        ALL_ASSETS,
+        selection=selection,
+        instance=instance,
+        raise_on_error=False,
         resources=make_resources(str(storage), dataset or DatasetResource(preset="small"), device),
         **kwargs,
     )

@@ -27,12 +27,25 @@ from regnet_assets.defs.resources import DatasetResource
 from regnet_assets.science.dataset.contract import quiet_mudata, read_multiome
 
 DATASET_GROUP = [
-    "multiome", "peak_gene_links", "motif_hits", "metacell_multiome", "metacells",
-    "gene_tf_candidates", "genes", "truth_tf_gene", "truth_signalling",
+    "multiome",
+    "peak_gene_links",
+    "motif_hits",
+    "metacell_multiome",
+    "metacells",
+    "gene_tf_candidates",
+    "genes",
+    "truth_tf_gene",
+    "truth_signalling",
 ]
 MODEL_TABLES = ["gene_models", "training_history", "predictions", "gene_correlation"]
-KPNN_TABLES = ["kpnn_metrics", "kpnn_summary", "kpnn_node_importance", "kpnn_history",
-               "kpnn_activations", "kpnn_predictions"]
+KPNN_TABLES = [
+    "kpnn_metrics",
+    "kpnn_summary",
+    "kpnn_node_importance",
+    "kpnn_history",
+    "kpnn_activations",
+    "kpnn_predictions",
+]
 
 
 @dataclass
@@ -71,24 +84,29 @@ def _write(mdata, env: Env) -> dict:
 
 def _edit(fn: Callable) -> Callable[[Env], dict]:
     """Read the good dataset, apply ``fn`` (in place, or returning a new MuData), write it."""
+
     def build(env: Env) -> dict:
         mdata = read_multiome(env.good)
         out = fn(mdata)
         return _write(mdata if out is None else out, env)
+
     return build
 
 
 def _raw(fn: Callable[[Path, Path], None]) -> Callable[[Env], dict]:
     """Make the bad file from the good file's bytes or HDF5 structure: ``fn(good, bad_path)``."""
+
     def build(env: Env) -> dict:
         path = env.folder / "bad.h5mu"
         fn(env.good, path)
         return _dataset_run(path)
+
     return build
 
 
 def _rename_gene(new: str, index: int = 4):
     """Rename one gene in rna.var_names and in peak_to_gene, so the name is the only fault."""
+
     def edit(m):
         names = list(m["rna"].var_names)
         old, names[index] = names[index], new
@@ -96,6 +114,7 @@ def _rename_gene(new: str, index: int = 4):
         p2g = pd.DataFrame(m.uns["peak_to_gene"])
         p2g["gene"] = p2g["gene"].replace(old, new)
         m.uns["peak_to_gene"] = p2g
+
     return edit
 
 
@@ -107,6 +126,7 @@ def _rename_peak(new: str, index: int = 0):
         p2g = pd.DataFrame(m.uns["peak_to_gene"])
         p2g["peak"] = p2g["peak"].replace(old, new)
         m.uns["peak_to_gene"] = p2g
+
     return edit
 
 
@@ -114,6 +134,7 @@ def _set_x(mod: str, fn: Callable[[np.ndarray], np.ndarray], sparse: bool = True
     def edit(m):
         x = fn(m[mod].X.toarray())
         m.mod[mod].X = sp.csr_matrix(x) if sparse else x
+
     return edit
 
 
@@ -125,6 +146,7 @@ def _put(x, where, value):
 
 def _subset(rows=None, mod_cols: dict | None = None):
     """A copy keeping ``rows`` cells (all modalities) and, per modality, the given columns."""
+
     def edit(m):
         mods = {}
         for name, ad in m.mod.items():
@@ -136,6 +158,7 @@ def _subset(rows=None, mod_cols: dict | None = None):
             out = mudata.MuData(mods)
         out.uns.update(m.uns)
         return out
+
     return edit
 
 
@@ -157,6 +180,7 @@ def _motif_names(names_fn):
         rng = np.random.default_rng(0)
         atac.varm["motif_hits"] = (rng.random((atac.n_vars, len(tfs))) < 0.2).astype(np.int8)
         atac.uns["motif_names"] = np.array(tfs, dtype=object)
+
     return edit
 
 
@@ -174,6 +198,7 @@ def _copy_then(fn: Callable[[h5py.File], None]):
         bad.write_bytes(good.read_bytes())
         with h5py.File(bad, "r+") as handle:
             fn(handle)
+
     return make
 
 
@@ -196,66 +221,239 @@ def _short_indptr(handle: h5py.File) -> None:
 
 
 H5MU_CASES = [
-    Case("h5mu-truncated", "h5mu", "a .h5mu cut to half its bytes (a copy that was interrupted)",
-         "multiome", "path", _raw(_truncate)),
-    Case("h5mu-empty-file", "h5mu", "a zero-byte file", "multiome", "HDF5 signature",
-         _raw(lambda good, bad: bad.write_bytes(b""))),
-    Case("h5mu-hdf5-signature-then-garbage", "h5mu", "the HDF5 signature followed by random bytes",
-         "multiome", "readable HDF5", _raw(_hdf5_signature_then_garbage)),
-    Case("h5mu-is-a-directory", "h5mu", "the dataset path names a folder", "multiome",
-         "not a regular file", lambda env: _dataset_run(_mkdir(env.folder / "folder.h5mu"))),
-    Case("h5mu-missing", "h5mu", "the dataset path does not exist", "multiome", "no file at",
-         lambda env: _dataset_run(env.folder / "nowhere.h5mu")),
-    Case("rna-x-bool", "h5mu", "rna counts stored as booleans (wrong dtype)", "multiome",
-         "numeric", _edit(_set_x("rna", lambda x: x > 0, sparse=False))),
-    Case("rna-x-inf", "h5mu", "an infinite rna count", "multiome", "NaN/inf",
-         _edit(_set_x("rna", lambda x: _put(x, (3, 2), np.inf)))),
-    Case("atac-x-negative-dense", "h5mu", "a negative atac count in a dense matrix", "multiome",
-         "non-negative", _edit(_set_x("atac", lambda x: _put(x, (0, 5), -3), sparse=False))),
-    Case("rna-no-genes", "h5mu", "an empty rna modality (cells but no genes)", "multiome",
-         "at least one cell and one feature", _edit(_subset(mod_cols={"rna": slice(0, 0)}))),
-    Case("zero-cells", "h5mu", "both modalities with zero cells", "multiome",
-         "at least one cell and one feature", _edit(_subset(rows=slice(0, 0)))),
-    Case("duplicate-cell-names", "h5mu", "two cells with the same name in both modalities",
-         "multiome", "unique cell names", _edit(_duplicate_cells)),
-    Case("gene-empty-name", "h5mu", "a gene named ''", "multiome", "empty names",
-         _edit(_rename_gene(""))),
-    Case("gene-slash", "h5mu", "a gene named 'HLA/A' (path separator)", "multiome", "'HLA/A'",
-         _edit(_rename_gene("HLA/A"))),
-    Case("gene-path-traversal", "h5mu", "a gene named '../../x'", "multiome", "'../../x'",
-         _edit(_rename_gene("../../x"))),
-    Case("gene-newline", "h5mu", "a gene name with a newline", "multiome", "control characters",
-         _edit(_rename_gene("IL\n2"))),
-    Case("gene-sql-injection", "h5mu", "a gene named \"x'; DROP TABLE predictions; --\"",
-         "multiome", "quotes", _edit(_rename_gene("x'; DROP TABLE predictions; --"))),
-    Case("gene-equals", "h5mu", "a gene named 'IL=2' (the hive key=value separator)", "multiome",
-         "'IL=2'", _edit(_rename_gene("IL=2"))),
-    Case("gene-glob", "h5mu", "a gene named 'IL*' (a DuckDB glob would read other genes)",
-         "multiome", "glob characters", _edit(_rename_gene("IL*"))),
-    Case("gene-hidden-dot", "h5mu", "a gene named '.IL2' (a hidden folder)", "multiome",
-         "not starting with '.'", _edit(_rename_gene(".IL2"))),
-    Case("gene-zero-width-space", "h5mu", "unicode: a zero-width space inside a gene name",
-         "multiome", "U+200B", _edit(_rename_gene("IL\u200b2"))),
-    Case("gene-bidi-override", "h5mu", "unicode: a right-to-left override inside a gene name",
-         "multiome", "U+202E", _edit(_rename_gene("IL\u202e2"))),
-    Case("gene-unicode-decomposed", "h5mu", "unicode: a decomposed (NFD) accent in a gene name",
-         "multiome", "NFC", _edit(_rename_gene("CAFE\u0301"))),
-    Case("peak-huge-coordinate", "h5mu", "a peak coordinate of 20 digits (overflows int64)",
-         "multiome", "at most 12", _edit(_rename_peak("chr1:1-99999999999999999999"))),
-    Case("peak-unicode-digits", "h5mu", "unicode: a peak with Arabic-Indic digits",
-         "multiome", "ASCII digits", _edit(_rename_peak("chr1:\u0661\u0660\u0660-\u0662\u0660\u0660"))),
-    Case("peak-sql-quote", "h5mu", "a peak whose chromosome holds a quote and SQL comment",
-         "multiome", "quotes", _edit(_rename_peak("chr1';--:100-200"))),
-    Case("x-declared-petabytes", "h5mu", "rna X declares 4.7 TiB of unwritten data (enormous declared size)",
-         "multiome", "declared size backed by stored data", _raw(_copy_then(_huge_dense_x))),
-    Case("x-declared-shape-mismatch", "h5mu", "sparse rna X declares 2**40 genes but var has 37",
-         "multiome", "as its obs and var declare", _raw(_copy_then(_declared_shape))),
-    Case("x-sparse-indptr-short", "h5mu", "sparse atac X with a truncated index-pointer array",
-         "multiome", "consistent with its shape", _raw(_copy_then(_short_indptr))),
-    Case("motif-names-duplicated", "h5mu", "TF motif names listed twice", "multiome",
-         "unique TF names", _edit(_motif_names(lambda t: t[:3] + t[:1]))),
-    Case("motif-names-slash", "h5mu", "a TF motif name with '/' ('FOS/JUN')", "multiome",
-         "'FOS/JUN'", _edit(_motif_names(lambda t: t[:3] + ["FOS/JUN"]))),
+    Case(
+        "h5mu-truncated",
+        "h5mu",
+        "a .h5mu cut to half its bytes (a copy that was interrupted)",
+        "multiome",
+        "path",
+        _raw(_truncate),
+    ),
+    Case(
+        "h5mu-empty-file",
+        "h5mu",
+        "a zero-byte file",
+        "multiome",
+        "HDF5 signature",
+        _raw(lambda good, bad: bad.write_bytes(b"")),
+    ),
+    Case(
+        "h5mu-hdf5-signature-then-garbage",
+        "h5mu",
+        "the HDF5 signature followed by random bytes",
+        "multiome",
+        "readable HDF5",
+        _raw(_hdf5_signature_then_garbage),
+    ),
+    Case(
+        "h5mu-is-a-directory",
+        "h5mu",
+        "the dataset path names a folder",
+        "multiome",
+        "not a regular file",
+        lambda env: _dataset_run(_mkdir(env.folder / "folder.h5mu")),
+    ),
+    Case(
+        "h5mu-missing",
+        "h5mu",
+        "the dataset path does not exist",
+        "multiome",
+        "no file at",
+        lambda env: _dataset_run(env.folder / "nowhere.h5mu"),
+    ),
+    Case(
+        "rna-x-bool",
+        "h5mu",
+        "rna counts stored as booleans (wrong dtype)",
+        "multiome",
+        "numeric",
+        _edit(_set_x("rna", lambda x: x > 0, sparse=False)),
+    ),
+    Case(
+        "rna-x-inf",
+        "h5mu",
+        "an infinite rna count",
+        "multiome",
+        "NaN/inf",
+        _edit(_set_x("rna", lambda x: _put(x, (3, 2), np.inf))),
+    ),
+    Case(
+        "atac-x-negative-dense",
+        "h5mu",
+        "a negative atac count in a dense matrix",
+        "multiome",
+        "non-negative",
+        _edit(_set_x("atac", lambda x: _put(x, (0, 5), -3), sparse=False)),
+    ),
+    Case(
+        "rna-no-genes",
+        "h5mu",
+        "an empty rna modality (cells but no genes)",
+        "multiome",
+        "at least one cell and one feature",
+        _edit(_subset(mod_cols={"rna": slice(0, 0)})),
+    ),
+    Case(
+        "zero-cells",
+        "h5mu",
+        "both modalities with zero cells",
+        "multiome",
+        "at least one cell and one feature",
+        _edit(_subset(rows=slice(0, 0))),
+    ),
+    Case(
+        "duplicate-cell-names",
+        "h5mu",
+        "two cells with the same name in both modalities",
+        "multiome",
+        "unique cell names",
+        _edit(_duplicate_cells),
+    ),
+    Case("gene-empty-name", "h5mu", "a gene named ''", "multiome", "empty names", _edit(_rename_gene(""))),
+    Case(
+        "gene-slash",
+        "h5mu",
+        "a gene named 'HLA/A' (path separator)",
+        "multiome",
+        "'HLA/A'",
+        _edit(_rename_gene("HLA/A")),
+    ),
+    Case(
+        "gene-path-traversal",
+        "h5mu",
+        "a gene named '../../x'",
+        "multiome",
+        "'../../x'",
+        _edit(_rename_gene("../../x")),
+    ),
+    Case(
+        "gene-newline",
+        "h5mu",
+        "a gene name with a newline",
+        "multiome",
+        "control characters",
+        _edit(_rename_gene("IL\n2")),
+    ),
+    Case(
+        "gene-sql-injection",
+        "h5mu",
+        'a gene named "x\'; DROP TABLE predictions; --"',
+        "multiome",
+        "quotes",
+        _edit(_rename_gene("x'; DROP TABLE predictions; --")),
+    ),
+    Case(
+        "gene-equals",
+        "h5mu",
+        "a gene named 'IL=2' (the hive key=value separator)",
+        "multiome",
+        "'IL=2'",
+        _edit(_rename_gene("IL=2")),
+    ),
+    Case(
+        "gene-glob",
+        "h5mu",
+        "a gene named 'IL*' (a DuckDB glob would read other genes)",
+        "multiome",
+        "glob characters",
+        _edit(_rename_gene("IL*")),
+    ),
+    Case(
+        "gene-hidden-dot",
+        "h5mu",
+        "a gene named '.IL2' (a hidden folder)",
+        "multiome",
+        "not starting with '.'",
+        _edit(_rename_gene(".IL2")),
+    ),
+    Case(
+        "gene-zero-width-space",
+        "h5mu",
+        "unicode: a zero-width space inside a gene name",
+        "multiome",
+        "U+200B",
+        _edit(_rename_gene("IL\u200b2")),
+    ),
+    Case(
+        "gene-bidi-override",
+        "h5mu",
+        "unicode: a right-to-left override inside a gene name",
+        "multiome",
+        "U+202E",
+        _edit(_rename_gene("IL\u202e2")),
+    ),
+    Case(
+        "gene-unicode-decomposed",
+        "h5mu",
+        "unicode: a decomposed (NFD) accent in a gene name",
+        "multiome",
+        "NFC",
+        _edit(_rename_gene("CAFE\u0301")),
+    ),
+    Case(
+        "peak-huge-coordinate",
+        "h5mu",
+        "a peak coordinate of 20 digits (overflows int64)",
+        "multiome",
+        "at most 12",
+        _edit(_rename_peak("chr1:1-99999999999999999999")),
+    ),
+    Case(
+        "peak-unicode-digits",
+        "h5mu",
+        "unicode: a peak with Arabic-Indic digits",
+        "multiome",
+        "ASCII digits",
+        _edit(_rename_peak("chr1:\u0661\u0660\u0660-\u0662\u0660\u0660")),
+    ),
+    Case(
+        "peak-sql-quote",
+        "h5mu",
+        "a peak whose chromosome holds a quote and SQL comment",
+        "multiome",
+        "quotes",
+        _edit(_rename_peak("chr1';--:100-200")),
+    ),
+    Case(
+        "x-declared-petabytes",
+        "h5mu",
+        "rna X declares 4.7 TiB of unwritten data (enormous declared size)",
+        "multiome",
+        "declared size backed by stored data",
+        _raw(_copy_then(_huge_dense_x)),
+    ),
+    Case(
+        "x-declared-shape-mismatch",
+        "h5mu",
+        "sparse rna X declares 2**40 genes but var has 37",
+        "multiome",
+        "as its obs and var declare",
+        _raw(_copy_then(_declared_shape)),
+    ),
+    Case(
+        "x-sparse-indptr-short",
+        "h5mu",
+        "sparse atac X with a truncated index-pointer array",
+        "multiome",
+        "consistent with its shape",
+        _raw(_copy_then(_short_indptr)),
+    ),
+    Case(
+        "motif-names-duplicated",
+        "h5mu",
+        "TF motif names listed twice",
+        "multiome",
+        "unique TF names",
+        _edit(_motif_names(lambda t: t[:3] + t[:1])),
+    ),
+    Case(
+        "motif-names-slash",
+        "h5mu",
+        "a TF motif name with '/' ('FOS/JUN')",
+        "multiome",
+        "'FOS/JUN'",
+        _edit(_motif_names(lambda t: t[:3] + ["FOS/JUN"])),
+    ),
 ]
 
 
@@ -268,9 +466,10 @@ def _mkdir(path: Path) -> Path:
 
 
 def _pkn_run(path: Path, **config) -> dict:
-    return {"selection": ["pkn_edges"],
-            "run_config": {"ops": {"pkn_edges": {"config": {"source": "file", "path": str(path),
-                                                            **config}}}}}
+    return {
+        "selection": ["pkn_edges"],
+        "run_config": {"ops": {"pkn_edges": {"config": {"source": "file", "path": str(path), **config}}}},
+    }
 
 
 def _pkn_text(filename: str, text: str | bytes, gz: bool = False, **config):
@@ -279,6 +478,7 @@ def _pkn_text(filename: str, text: str | bytes, gz: bool = False, **config):
         data = text.encode() if isinstance(text, str) else text
         path.write_bytes(gzip.compress(data)[: max(20, len(gzip.compress(data)) // 2)] if gz else data)
         return _pkn_run(path, **config)
+
     return build
 
 
@@ -287,48 +487,159 @@ def _tsv(*rows: str) -> str:
 
 
 PKN_CASES = [
-    Case("pkn-cycles-only", "pkn", "every node above the inputs is on a cycle (no root)", "pkn_edges",
-         "nodes without outgoing edges",
-         _pkn_text("cycles.tsv", _tsv("IL2_gene A 1", "A B 1", "B C 1", "C A 1"))),
-    Case("pkn-no-path-to-root", "pkn", "no input reaches the configured root", "pkn_edges",
-         "reaches the root",
-         _pkn_text("island.tsv", _tsv("IL2_gene A 1", "A B 1", "C ROOT 1"), root="ROOT")),
-    Case("pkn-root-not-in-network", "pkn", "the configured root is not a node", "pkn_edges",
-         "is not a node", _pkn_text("noroot.tsv", _tsv("IL2_gene A 1", "A R 1"), root="TCR")),
-    Case("pkn-unknown-columns", "pkn", "a CSV with columns from,to,weight", "pkn_edges",
-         "unknown columns", _pkn_text("cols.csv", "from,to,weight\nIL2_gene,A,1\nA,R,1\n")),
-    Case("pkn-wrong-separator", "pkn", "a .csv file that is tab-separated", "pkn_edges",
-         "separator", _pkn_text("tabs.csv", _tsv("IL2_gene A 1", "A R 1"))),
-    Case("pkn-semicolon-separator", "pkn", "a .csv file separated by semicolons", "pkn_edges",
-         "source;target;sign", _pkn_text("semi.csv", "source;target;sign\nIL2_gene;A;1\nA;R;1\n")),
-    Case("pkn-bad-sign", "pkn", "a sign column holding 'activates'", "pkn_edges", "+1 or -1",
-         _pkn_text("sign.tsv", _tsv("IL2_gene A activates", "A R 1"))),
-    Case("pkn-empty-file", "pkn", "a zero-byte PKN file", "pkn_edges", "empty",
-         _pkn_text("empty.tsv", "")),
-    Case("pkn-header-only", "pkn", "a header and no edges", "pkn_edges", "no edges",
-         _pkn_text("header.tsv", "source\ttarget\tsign\n")),
-    Case("pkn-binary-garbage", "pkn", "random bytes named .tsv", "pkn_edges", "text",
-         _pkn_text("garbage.tsv", np.random.default_rng(1).bytes(2048))),
-    Case("pkn-truncated-gzip", "pkn", "a .tsv.gz cut in half", "pkn_edges", "gzip",
-         _pkn_text("cut.tsv.gz", _tsv(*[f"G{i}_gene A 1" for i in range(200)], "A R 1"), gz=True)),
-    Case("pkn-self-loop", "pkn", "an edge from a node to itself", "pkn_edges", "self-loop",
-         _pkn_text("loop.tsv", _tsv("IL2_gene A 1", "A A 1", "A R 1"))),
-    Case("pkn-both-signs", "pkn", "one edge given with both signs", "pkn_edges", "both signs",
-         _pkn_text("signs.tsv", _tsv("IL2_gene A 1", "IL2_gene A -1", "A R 1"))),
-    Case("pkn-missing-file", "pkn", "the PKN path does not exist", "pkn_edges", "does not exist",
-         lambda env: _pkn_run(env.folder / "nowhere.tsv")),
-    Case("pkn-sif-four-columns", "pkn", "a SIF line with four fields", "pkn_edges", "3 columns",
-         _pkn_text("four.sif", "IL2_gene 1 A extra\nA 1 R extra\n")),
-    Case("pkn-nul-in-name", "pkn", "a node name with a NUL byte", "pkn_edges", "control",
-         _pkn_text("nul.tsv", _tsv("IL2_gene A\x00B 1", "A\x00B R 1"))),
-    Case("pkn-empty-node-name", "pkn", "an edge with an empty source", "pkn_edges",
-         "empty node name", _pkn_text("blank.tsv", "source\ttarget\tsign\n\tA\t1\nA\tR\t1\n")),
-    Case("pkn-inputs-not-measured", "pkn", "every input gene is absent from the RNA", "pkn_edges",
-         "measured", _pkn_text("unmeasured.tsv", _tsv("NOTAGENE_gene A 1", "A R 1"))),
-    Case("pkn-input-with-in-edges", "pkn", "an input gene node that has an incoming edge",
-         "pkn_edges", "incoming edges", _pkn_text("fed.tsv", _tsv("IL2_gene A 1", "A IL2_gene 1", "A R 1"))),
-    Case("pkn-unknown-format", "pkn", "a PKN named .xlsx", "pkn_edges", "unknown format",
-         _pkn_text("net.xlsx", _tsv("IL2_gene A 1"))),
+    Case(
+        "pkn-cycles-only",
+        "pkn",
+        "every node above the inputs is on a cycle (no root)",
+        "pkn_edges",
+        "nodes without outgoing edges",
+        _pkn_text("cycles.tsv", _tsv("IL2_gene A 1", "A B 1", "B C 1", "C A 1")),
+    ),
+    Case(
+        "pkn-no-path-to-root",
+        "pkn",
+        "no input reaches the configured root",
+        "pkn_edges",
+        "reaches the root",
+        _pkn_text("island.tsv", _tsv("IL2_gene A 1", "A B 1", "C ROOT 1"), root="ROOT"),
+    ),
+    Case(
+        "pkn-root-not-in-network",
+        "pkn",
+        "the configured root is not a node",
+        "pkn_edges",
+        "is not a node",
+        _pkn_text("noroot.tsv", _tsv("IL2_gene A 1", "A R 1"), root="TCR"),
+    ),
+    Case(
+        "pkn-unknown-columns",
+        "pkn",
+        "a CSV with columns from,to,weight",
+        "pkn_edges",
+        "unknown columns",
+        _pkn_text("cols.csv", "from,to,weight\nIL2_gene,A,1\nA,R,1\n"),
+    ),
+    Case(
+        "pkn-wrong-separator",
+        "pkn",
+        "a .csv file that is tab-separated",
+        "pkn_edges",
+        "separator",
+        _pkn_text("tabs.csv", _tsv("IL2_gene A 1", "A R 1")),
+    ),
+    Case(
+        "pkn-semicolon-separator",
+        "pkn",
+        "a .csv file separated by semicolons",
+        "pkn_edges",
+        "source;target;sign",
+        _pkn_text("semi.csv", "source;target;sign\nIL2_gene;A;1\nA;R;1\n"),
+    ),
+    Case(
+        "pkn-bad-sign",
+        "pkn",
+        "a sign column holding 'activates'",
+        "pkn_edges",
+        "+1 or -1",
+        _pkn_text("sign.tsv", _tsv("IL2_gene A activates", "A R 1")),
+    ),
+    Case("pkn-empty-file", "pkn", "a zero-byte PKN file", "pkn_edges", "empty", _pkn_text("empty.tsv", "")),
+    Case(
+        "pkn-header-only",
+        "pkn",
+        "a header and no edges",
+        "pkn_edges",
+        "no edges",
+        _pkn_text("header.tsv", "source\ttarget\tsign\n"),
+    ),
+    Case(
+        "pkn-binary-garbage",
+        "pkn",
+        "random bytes named .tsv",
+        "pkn_edges",
+        "text",
+        _pkn_text("garbage.tsv", np.random.default_rng(1).bytes(2048)),
+    ),
+    Case(
+        "pkn-truncated-gzip",
+        "pkn",
+        "a .tsv.gz cut in half",
+        "pkn_edges",
+        "gzip",
+        _pkn_text("cut.tsv.gz", _tsv(*[f"G{i}_gene A 1" for i in range(200)], "A R 1"), gz=True),
+    ),
+    Case(
+        "pkn-self-loop",
+        "pkn",
+        "an edge from a node to itself",
+        "pkn_edges",
+        "self-loop",
+        _pkn_text("loop.tsv", _tsv("IL2_gene A 1", "A A 1", "A R 1")),
+    ),
+    Case(
+        "pkn-both-signs",
+        "pkn",
+        "one edge given with both signs",
+        "pkn_edges",
+        "both signs",
+        _pkn_text("signs.tsv", _tsv("IL2_gene A 1", "IL2_gene A -1", "A R 1")),
+    ),
+    Case(
+        "pkn-missing-file",
+        "pkn",
+        "the PKN path does not exist",
+        "pkn_edges",
+        "does not exist",
+        lambda env: _pkn_run(env.folder / "nowhere.tsv"),
+    ),
+    Case(
+        "pkn-sif-four-columns",
+        "pkn",
+        "a SIF line with four fields",
+        "pkn_edges",
+        "3 columns",
+        _pkn_text("four.sif", "IL2_gene 1 A extra\nA 1 R extra\n"),
+    ),
+    Case(
+        "pkn-nul-in-name",
+        "pkn",
+        "a node name with a NUL byte",
+        "pkn_edges",
+        "control",
+        _pkn_text("nul.tsv", _tsv("IL2_gene A\x00B 1", "A\x00B R 1")),
+    ),
+    Case(
+        "pkn-empty-node-name",
+        "pkn",
+        "an edge with an empty source",
+        "pkn_edges",
+        "empty node name",
+        _pkn_text("blank.tsv", "source\ttarget\tsign\n\tA\t1\nA\tR\t1\n"),
+    ),
+    Case(
+        "pkn-inputs-not-measured",
+        "pkn",
+        "every input gene is absent from the RNA",
+        "pkn_edges",
+        "measured",
+        _pkn_text("unmeasured.tsv", _tsv("NOTAGENE_gene A 1", "A R 1")),
+    ),
+    Case(
+        "pkn-input-with-in-edges",
+        "pkn",
+        "an input gene node that has an incoming edge",
+        "pkn_edges",
+        "incoming edges",
+        _pkn_text("fed.tsv", _tsv("IL2_gene A 1", "A IL2_gene 1", "A R 1")),
+    ),
+    Case(
+        "pkn-unknown-format",
+        "pkn",
+        "a PKN named .xlsx",
+        "pkn_edges",
+        "unknown format",
+        _pkn_text("net.xlsx", _tsv("IL2_gene A 1")),
+    ),
 ]
 
 
@@ -341,6 +652,7 @@ def _op_config(op: str, selection: list[str], partitioned: bool = False, **confi
         if partitioned:
             run["partition_key"] = env.genes[0]
         return run
+
     return build
 
 
@@ -353,44 +665,136 @@ def _kpnn(**config):
 
 
 CONFIG_CASES = [
-    Case("train-epochs-zero", "config", "TrainingConfig.epochs = 0", "gene_models",
-         "TrainConfig.epochs", _train(epochs=0)),
-    Case("train-lr-negative", "config", "TrainingConfig.lr = -0.1", "gene_models",
-         "TrainConfig.lr", _train(lr=-0.1)),
-    Case("train-lr-nan", "config", "TrainingConfig.lr = NaN", "gene_models", "TrainConfig.lr",
-         _train(lr=float("nan"))),
-    Case("train-dropout-one", "config", "TrainingConfig.dropout = 1.0", "gene_models",
-         "TrainConfig.dropout", _train(dropout=1.0)),
-    Case("train-batch-size-zero", "config", "TrainingConfig.batch_size = 0", "gene_models",
-         "TrainConfig.batch_size", _train(batch_size=0)),
-    Case("train-patience-negative", "config", "TrainingConfig.scheduler_patience = -1",
-         "gene_models", "TrainConfig.scheduler_patience", _train(scheduler_patience=-1)),
-    Case("train-epochs-wrong-type", "config", "TrainingConfig.epochs = 'ten' (wrong type)",
-         "gene_models", "epochs", _train(epochs="ten")),
-    Case("train-unknown-key", "config", "a misspelt training key 'epoch'", "gene_models",
-         "epoch", _train(epoch=1)),
-    Case("metacell-n-zero", "config", "MetacellConfig.n_metacells = 0", "metacell_multiome",
-         "n_metacells", _op_config("metacell_multiome", ["metacell_multiome"], n_metacells=0)),
-    Case("metacell-train-fraction", "config", "MetacellConfig.train_fraction = 1.5",
-         "metacell_multiome", "train_fraction",
-         _op_config("metacell_multiome", ["metacell_multiome"], train_fraction=1.5)),
-    Case("kpnn-lr-negative", "config", "KPNNTrainingConfig.lr = -1", "kpnn", "KPNNConfig.lr",
-         _kpnn(lr=-1.0)),
-    Case("kpnn-dropout-one", "config", "KPNNTrainingConfig.dropout = 1.0", "kpnn",
-         "KPNNConfig.dropout", _kpnn(dropout=1.0)),
-    Case("kpnn-one-fold", "config", "KPNNTrainingConfig.n_folds = 1", "kpnn", "n_folds",
-         _kpnn(n_folds=1)),
-    Case("kpnn-max-cells-negative", "config", "KPNNTrainingConfig.max_cells = -5", "kpnn",
-         "max_cells", _kpnn(max_cells=-5)),
-    Case("pkn-source-unknown", "config", "PKNConfig.source = 'internet'", "pkn_edges", "source",
-         _op_config("pkn_edges", ["pkn_edges"], source="internet")),
-    Case("pkn-missing-inputs-unknown", "config", "PKNConfig.missing_inputs = 'maybe'",
-         "pkn_edges", "missing_inputs", _op_config("pkn_edges", ["pkn_edges"], missing_inputs="maybe")),
-    Case("performance-history-gene-unknown", "config", "PerformanceConfig.history_gene = 'NOT_A_GENE'",
-         "model_performance", "history_gene",
-         _op_config("model_performance", ["model_performance"], history_gene="NOT_A_GENE")),
-    Case("dataset-preset-unknown", "config", "DatasetResource.preset = 'huge'", "multiome",
-         "preset", lambda env: {"selection": ["multiome"], "dataset": DatasetResource(preset="huge")}),
+    Case(
+        "train-epochs-zero",
+        "config",
+        "TrainingConfig.epochs = 0",
+        "gene_models",
+        "TrainConfig.epochs",
+        _train(epochs=0),
+    ),
+    Case(
+        "train-lr-negative",
+        "config",
+        "TrainingConfig.lr = -0.1",
+        "gene_models",
+        "TrainConfig.lr",
+        _train(lr=-0.1),
+    ),
+    Case(
+        "train-lr-nan",
+        "config",
+        "TrainingConfig.lr = NaN",
+        "gene_models",
+        "TrainConfig.lr",
+        _train(lr=float("nan")),
+    ),
+    Case(
+        "train-dropout-one",
+        "config",
+        "TrainingConfig.dropout = 1.0",
+        "gene_models",
+        "TrainConfig.dropout",
+        _train(dropout=1.0),
+    ),
+    Case(
+        "train-batch-size-zero",
+        "config",
+        "TrainingConfig.batch_size = 0",
+        "gene_models",
+        "TrainConfig.batch_size",
+        _train(batch_size=0),
+    ),
+    Case(
+        "train-patience-negative",
+        "config",
+        "TrainingConfig.scheduler_patience = -1",
+        "gene_models",
+        "TrainConfig.scheduler_patience",
+        _train(scheduler_patience=-1),
+    ),
+    Case(
+        "train-epochs-wrong-type",
+        "config",
+        "TrainingConfig.epochs = 'ten' (wrong type)",
+        "gene_models",
+        "epochs",
+        _train(epochs="ten"),
+    ),
+    Case(
+        "train-unknown-key",
+        "config",
+        "a misspelt training key 'epoch'",
+        "gene_models",
+        "epoch",
+        _train(epoch=1),
+    ),
+    Case(
+        "metacell-n-zero",
+        "config",
+        "MetacellConfig.n_metacells = 0",
+        "metacell_multiome",
+        "n_metacells",
+        _op_config("metacell_multiome", ["metacell_multiome"], n_metacells=0),
+    ),
+    Case(
+        "metacell-train-fraction",
+        "config",
+        "MetacellConfig.train_fraction = 1.5",
+        "metacell_multiome",
+        "train_fraction",
+        _op_config("metacell_multiome", ["metacell_multiome"], train_fraction=1.5),
+    ),
+    Case("kpnn-lr-negative", "config", "KPNNTrainingConfig.lr = -1", "kpnn", "KPNNConfig.lr", _kpnn(lr=-1.0)),
+    Case(
+        "kpnn-dropout-one",
+        "config",
+        "KPNNTrainingConfig.dropout = 1.0",
+        "kpnn",
+        "KPNNConfig.dropout",
+        _kpnn(dropout=1.0),
+    ),
+    Case("kpnn-one-fold", "config", "KPNNTrainingConfig.n_folds = 1", "kpnn", "n_folds", _kpnn(n_folds=1)),
+    Case(
+        "kpnn-max-cells-negative",
+        "config",
+        "KPNNTrainingConfig.max_cells = -5",
+        "kpnn",
+        "max_cells",
+        _kpnn(max_cells=-5),
+    ),
+    Case(
+        "pkn-source-unknown",
+        "config",
+        "PKNConfig.source = 'internet'",
+        "pkn_edges",
+        "source",
+        _op_config("pkn_edges", ["pkn_edges"], source="internet"),
+    ),
+    Case(
+        "pkn-missing-inputs-unknown",
+        "config",
+        "PKNConfig.missing_inputs = 'maybe'",
+        "pkn_edges",
+        "missing_inputs",
+        _op_config("pkn_edges", ["pkn_edges"], missing_inputs="maybe"),
+    ),
+    Case(
+        "performance-history-gene-unknown",
+        "config",
+        "PerformanceConfig.history_gene = 'NOT_A_GENE'",
+        "model_performance",
+        "history_gene",
+        _op_config("model_performance", ["model_performance"], history_gene="NOT_A_GENE"),
+    ),
+    Case(
+        "dataset-preset-unknown",
+        "config",
+        "DatasetResource.preset = 'huge'",
+        "multiome",
+        "preset",
+        lambda env: {"selection": ["multiome"], "dataset": DatasetResource(preset="huge")},
+    ),
 ]
 
 CORPUS: list[Case] = [*H5MU_CASES, *PKN_CASES, *CONFIG_CASES]
@@ -403,11 +807,16 @@ def describe() -> list[str]:
     ``test_dataset_assets.py`` already runs through the same asset (not repeated here)."""
     from regnet_assets_tests.assets.test_dataset_assets import BAD_DATASETS
 
-    lines = [f"- `{c.name}` ({c.kind}): {c.what} → fails at `{c.step}`, message names “{c.expect}”"
-             + (f" — KNOWN GAP: {c.known_gap}" if c.known_gap else "") for c in CORPUS]
+    lines = [
+        f"- `{c.name}` ({c.kind}): {c.what} → fails at `{c.step}`, message names “{c.expect}”"
+        + (f" — KNOWN GAP: {c.known_gap}" if c.known_gap else "")
+        for c in CORPUS
+    ]
     earlier = ", ".join(f"`{name}`" for name in BAD_DATASETS)
-    lines.append(f"- also, in `test_dataset_assets.py` ({len(BAD_DATASETS)} datasets + non-HDF5 and "
-                 f"AnnData files): {earlier}")
+    lines.append(
+        f"- also, in `test_dataset_assets.py` ({len(BAD_DATASETS)} datasets + non-HDF5 and "
+        f"AnnData files): {earlier}"
+    )
     return lines
 
 
@@ -422,7 +831,7 @@ START, END = "<!-- corpus:start -->", "<!-- corpus:end -->"
 def documented_cases(path: Path = RELIABILITY_MD) -> list[str]:
     """The bullets between the corpus markers of RELIABILITY.md."""
     text = path.read_text(encoding="utf-8")
-    body = text[text.index(START) + len(START): text.index(END)]
+    body = text[text.index(START) + len(START) : text.index(END)]
     return [line for line in body.strip().splitlines() if line.strip()]
 
 

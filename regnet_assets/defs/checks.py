@@ -13,7 +13,6 @@ science they wrap; tables that are legitimately empty on a real dataset (the sim
 and the recovery scores computed from it) are exempt.
 """
 
-
 from collections.abc import Sequence
 
 import dagster as dg
@@ -37,14 +36,17 @@ def _up_to_date_check(asset: dg.AssetsDefinition, assets: Sequence) -> dg.AssetC
     key = next((k for k in asset.keys if k.path[-1] == asset.node_def.name), key)
     parents = parents_by_key(assets)
     part = partitioned_keys(assets)
-    upstream = sorted({p for k in asset.keys for p in parents[k]} - set(asset.keys),
-                      key=lambda k: k.to_user_string())
+    upstream = sorted(
+        {p for k in asset.keys for p in parents[k]} - set(asset.keys), key=lambda k: k.to_user_string()
+    )
 
     @dg.asset_check(
-        asset=key, name="up_to_date", additional_deps=[p for p in upstream if p not in part],
+        asset=key,
+        name="up_to_date",
+        additional_deps=[p for p in upstream if p not in part],
         automation_condition=RECHECK,
         description="Every gene partition was materialized after its inputs (fails when the "
-                    "dataset changed and these genes were not re-run).",
+        "dataset changed and these genes were not re-run).",
     )
     def up_to_date(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         statuses = asset_statuses(context.instance, assets, list(asset.keys))
@@ -54,13 +56,18 @@ def _up_to_date_check(asset: dg.AssetsDefinition, assets: Sequence) -> dg.AssetC
         return dg.AssetCheckResult(
             passed=not stale,
             metadata={
-                "stale_genes": len(stale), "missing_genes": len(missing),
+                "stale_genes": len(stale),
+                "missing_genes": len(missing),
                 "stale_examples": dg.MetadataValue.json(stale[:MAX_LISTED]),
                 "missing_examples": dg.MetadataValue.json(missing[:MAX_LISTED]),
                 "newer_inputs": dg.MetadataValue.json(because),
             },
-            description=(f"{len(stale)} gene(s) built before {', '.join(because)} changed: "
-                         "re-materialize them (the nightly automation does)") if stale else None,
+            description=(
+                f"{len(stale)} gene(s) built before {', '.join(because)} changed: "
+                "re-materialize them (the nightly automation does)"
+            )
+            if stale
+            else None,
         )
 
     return up_to_date
@@ -75,8 +82,9 @@ def _has_rows_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
 
         path = partition_path(storage.path, key.path[-1], None)
         if not path.exists():
-            return dg.AssetCheckResult(passed=False, metadata={"path": str(path)},
-                                       description="the table's file does not exist")
+            return dg.AssetCheckResult(
+                passed=False, metadata={"path": str(path)}, description="the table's file does not exist"
+            )
         rows = pq.ParquetFile(path).metadata.num_rows
         return dg.AssetCheckResult(passed=rows > 0, metadata={"dagster/row_count": rows})
 
@@ -84,37 +92,45 @@ def _has_rows_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
 
 
 def _no_empty_tables_check(catalog_key: dg.AssetKey, tables: list[str]) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=catalog_key, name="no_empty_tables",
-                    description="Every result table (gene-partitioned ones included) has rows.")
+    @dg.asset_check(
+        asset=catalog_key,
+        name="no_empty_tables",
+        description="Every result table (gene-partitioned ones included) has rows.",
+    )
     def no_empty_tables(storage: StorageResource) -> dg.AssetCheckResult:
         from regnet_assets.storage import query, table_names
 
         present = set(table_names(storage.path))
         counts, empty = {}, []
         for name in tables:
-            rows = int(query(storage.path, f'SELECT count(*) AS n FROM "{name}"')["n"].item()) \
-                if name in present else 0
+            rows = (
+                int(query(storage.path, f'SELECT count(*) AS n FROM "{name}"')["n"].item())
+                if name in present
+                else 0
+            )
             counts[name] = rows
             if rows == 0 and name not in MAY_BE_EMPTY:
                 empty.append(name)
         return dg.AssetCheckResult(
             passed=not empty,
-            metadata={"empty_tables": dg.MetadataValue.json(empty),
-                      "rows": dg.MetadataValue.json(counts)},
+            metadata={"empty_tables": dg.MetadataValue.json(empty), "rows": dg.MetadataValue.json(counts)},
             description=f"tables with zero rows: {', '.join(empty)}" if empty else None,
         )
 
     return no_empty_tables
 
 
-def build_checks(assets: Sequence, table_assets: Sequence,
-                 catalog_key: dg.AssetKey = dg.AssetKey("duckdb_catalog")) -> list:
+def build_checks(
+    assets: Sequence, table_assets: Sequence, catalog_key: dg.AssetKey = dg.AssetKey("duckdb_catalog")
+) -> list:
     """All checks of this module for the given asset list."""
     part = partitioned_keys(assets)
-    checks = [_up_to_date_check(a, assets) for a in assets
-              if isinstance(a, dg.AssetsDefinition) and set(a.keys) & part]
+    checks = [
+        _up_to_date_check(a, assets)
+        for a in assets
+        if isinstance(a, dg.AssetsDefinition) and set(a.keys) & part
+    ]
     table_keys = sorted({k for a in table_assets for k in a.keys}, key=lambda k: k.to_user_string())
-    checks += [_has_rows_check(k) for k in table_keys
-               if k not in part and k.path[-1] not in MAY_BE_EMPTY]
+    checks += [_has_rows_check(k) for k in table_keys if k not in part and k.path[-1] not in MAY_BE_EMPTY]
     checks.append(_no_empty_tables_check(catalog_key, [k.path[-1] for k in table_keys]))
     return checks

@@ -17,15 +17,29 @@ from regnet_assets.defs.resources import DatasetResource, StorageResource, Torch
 from regnet_assets.defs.schedules import nightly_sensor, with_nightly_conditions
 from regnet_assets.defs.sensors import gene_sensor_factory
 
-TABLE_ASSETS = [*DATASET_TABLES, *MODEL_ASSETS, *ATTRIBUTION_TABLES, *NETWORK_TABLES, *REPORT_TABLES,
-                *EXPERIMENT_ASSETS]
-ALL_ASSETS = [*DATASET_ASSETS, *MODEL_ASSETS, *ATTRIBUTION_ASSETS, *NETWORK_ASSETS, *REPORT_ASSETS,
-              *EXPERIMENT_ASSETS, catalog_asset(TABLE_ASSETS)]
+TABLE_ASSETS = [
+    *DATASET_TABLES,
+    *MODEL_ASSETS,
+    *ATTRIBUTION_TABLES,
+    *NETWORK_TABLES,
+    *REPORT_TABLES,
+    *EXPERIMENT_ASSETS,
+]
+ALL_ASSETS = [
+    *DATASET_ASSETS,
+    *MODEL_ASSETS,
+    *ATTRIBUTION_ASSETS,
+    *NETWORK_ASSETS,
+    *REPORT_ASSETS,
+    *EXPERIMENT_ASSETS,
+    catalog_asset(TABLE_ASSETS),
+]
 ALL_CHECKS = build_checks(ALL_ASSETS, TABLE_ASSETS)
 
 
-def make_resources(storage_root: str = "", dataset: DatasetResource | None = None,
-                   device: str = "auto") -> dict:
+def make_resources(
+    storage_root: str = "", dataset: DatasetResource | None = None, device: str = "auto"
+) -> dict:
     storage = StorageResource(root=storage_root)
     return {
         "storage": storage,

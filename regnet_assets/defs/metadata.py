@@ -4,7 +4,6 @@ Column schemas also document the tables in ``regnet export``'s README. Figures a
 beside the tables and embedded in the UI as markdown metadata.
 """
 
-
 import base64
 
 import dagster as dg
@@ -17,8 +16,11 @@ from regnet_assets.storage.parquet import validate_table_name
 
 def column_schema(columns: dict[str, str]) -> dict:
     """The ``metadata`` entry describing a table's columns (``{name: meaning}``)."""
-    return {"dagster/column_schema": dg.TableSchema(
-        columns=[dg.TableColumn(name, description=text) for name, text in columns.items()])}
+    return {
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, description=text) for name, text in columns.items()]
+        )
+    }
 
 
 def markdown(frame: pd.DataFrame) -> dg.MetadataValue:

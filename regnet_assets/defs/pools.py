@@ -7,7 +7,6 @@ UPDATE then fails with ``InFailedSqlTransaction`` (dagster-io/dagster#33552, ope
 the row once, from the one process that launches the runs, leaves nothing to race over.
 """
 
-
 from collections.abc import Iterable
 
 import dagster as dg

@@ -6,8 +6,8 @@ the run of its latest materialization; for each such run, the effective config o
 partition range and its start time; and the dataset settings recorded by ``multiome``.
 """
 
-
 from collections.abc import Iterable
+from datetime import UTC
 
 import dagster as dg
 from dagster._config import process_config
@@ -15,21 +15,30 @@ from dagster._core.events import DagsterEventType
 
 from regnet_assets.defs.partitions import GENES
 
-RUN_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end", "dagster/backfill",
-            "dagster/sensor_name", "regnet/trigger")
+RUN_TAGS = (
+    "dagster/asset_partition_range_start",
+    "dagster/asset_partition_range_end",
+    "dagster/backfill",
+    "dagster/sensor_name",
+    "regnet/trigger",
+)
 
 
-def latest_runs(instance: dg.DagsterInstance, key: dg.AssetKey,
-                partitions: Iterable[str] | None = None) -> dict[str | None, str]:
+def latest_runs(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitions: Iterable[str] | None = None
+) -> dict[str | None, str]:
     """``{partition: run id}`` of the latest materialization of each partition (``None``: unpartitioned)."""
     if partitions is None:
         event = instance.get_latest_materialization_event(key)
         return {} if event is None else {None: event.run_id}
-    ids = instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION, set(partitions))
+    ids = instance.get_latest_storage_id_by_partition(
+        key, DagsterEventType.ASSET_MATERIALIZATION, set(partitions)
+    )
     if not ids:
         return {}
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, storage_ids=list(ids.values())), limit=len(ids)).records
+        dg.AssetRecordsFilter(asset_key=key, storage_ids=list(ids.values())), limit=len(ids)
+    ).records
     run_of = {r.storage_id: r.event_log_entry.run_id for r in records}
     return {p: run_of[s] for p, s in ids.items() if s in run_of}
 
@@ -71,15 +80,17 @@ def run_provenance(instance: dg.DagsterInstance, defs: dg.Definitions, keys: Ite
                     config[name] = value
         stats = instance.get_run_stats(run_id)
         parts = sorted(entry["partitions"])
-        out.append({
-            "run_id": run_id,
-            "started": None if stats.start_time is None else _iso(stats.start_time),
-            "status": run.status.value,
-            "assets": sorted(k.to_user_string() for k in entry["assets"]),
-            **({"n_genes": len(parts), "genes": parts} if parts else {}),
-            "config": config,
-            "tags": {k: v for k, v in run.tags.items() if k in RUN_TAGS},
-        })
+        out.append(
+            {
+                "run_id": run_id,
+                "started": None if stats.start_time is None else _iso(stats.start_time),
+                "status": run.status.value,
+                "assets": sorted(k.to_user_string() for k in entry["assets"]),
+                **({"n_genes": len(parts), "genes": parts} if parts else {}),
+                "config": config,
+                "tags": {k: v for k, v in run.tags.items() if k in RUN_TAGS},
+            }
+        )
     out.sort(key=lambda r: (r["started"] or "", r["run_id"]))
     return {"dataset": _dataset_settings(instance), "runs": out}
 
@@ -94,6 +105,6 @@ def _dataset_settings(instance: dg.DagsterInstance) -> dict:
 
 
 def _iso(timestamp: float) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")

@@ -1,6 +1,5 @@
 """Resources: which dataset, where results live, and which torch device trains models."""
 
-
 import re
 from pathlib import Path
 

@@ -11,7 +11,6 @@ that fails does not stop the other batches; phase 4 is skipped after a failure, 
 result names every failing asset and gene range.
 """
 
-
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -124,8 +123,10 @@ class Progress:
         filled = int(self.width * done / self.total) if self.total else self.width
         eta = elapsed / done * (self.total - done) if done else float("nan")
         eta_text = "--:--" if eta != eta else _clock(eta)
-        return (f"[{'#' * filled}{'.' * (self.width - filled)}] genes {done}/{self.total} "
-                f"elapsed {_clock(elapsed)} ETA {eta_text}{'  ' + note if note else ''}")
+        return (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] genes {done}/{self.total} "
+            f"elapsed {_clock(elapsed)} ETA {eta_text}{'  ' + note if note else ''}"
+        )
 
     def update(self, done: int, note: str = "") -> None:
         self.write(self.line(done, note))
@@ -133,8 +134,11 @@ class Progress:
 
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+    return (
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
         else f"{seconds // 60:02d}:{seconds % 60:02d}"
+    )
 
 
 def gene_batches(instance: dg.DagsterInstance, genes: Sequence[str] | None, size: int) -> list[list[str]]:
@@ -143,16 +147,24 @@ def gene_batches(instance: dg.DagsterInstance, genes: Sequence[str] | None, size
     wanted = list(order) if genes is None else list(dict.fromkeys(genes))
     unknown = sorted(set(wanted) - set(order))
     if unknown:
-        raise SelectionError(f"--genes: {len(unknown)} gene(s) are not modelable genes of the dataset "
-                             f"(not registered partitions): {', '.join(unknown[:10])}")
+        raise SelectionError(
+            f"--genes: {len(unknown)} gene(s) are not modelable genes of the dataset "
+            f"(not registered partitions): {', '.join(unknown[:10])}"
+        )
     return contiguous_batches(order, wanted, size)
 
 
 def run_graph(
-    instance: dg.DagsterInstance, root: Path, dataset: DatasetResource, device: str = "auto",
-    batch_size: int | None = None, echo: Callable[[str], None] = print,
-    select: str | None = None, genes: Sequence[str] | None = None,
-    run_config: dict | None = None, progress: Callable[[str], None] | None = None,
+    instance: dg.DagsterInstance,
+    root: Path,
+    dataset: DatasetResource,
+    device: str = "auto",
+    batch_size: int | None = None,
+    echo: Callable[[str], None] = print,
+    select: str | None = None,
+    genes: Sequence[str] | None = None,
+    run_config: dict | None = None,
+    progress: Callable[[str], None] | None = None,
     missing_only: bool = False,
 ) -> RunSummary:
     """Run the selected phases; the summary lists failures (empty when everything succeeded).
@@ -169,9 +181,15 @@ def run_graph(
 
     def run(selection, label, tags=None, partitions="") -> str | None:
         summary.runs += 1
-        result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=list(selection),
-                                resources=resources, instance=instance, tags=tags or {},
-                                raise_on_error=False, run_config=_config_for(config, selection))
+        result = dg.materialize(
+            [*ALL_ASSETS, *ALL_CHECKS],
+            selection=list(selection),
+            resources=resources,
+            instance=instance,
+            tags=tags or {},
+            raise_on_error=False,
+            run_config=_config_for(config, selection),
+        )
         failure = failure_message(result, partitions)
         if not failure:
             summary.assets |= set(selection)
@@ -192,8 +210,10 @@ def run_graph(
             requested = [g for batch in batches for g in batch]
             batches = gene_batches(instance, _pending_genes(instance, partitioned, requested), size)
         summary.genes_total = sum(len(b) for b in batches)
-        echo(f"{summary.genes_total} gene(s) in {len(batches)} run(s) of at most {size} "
-             f"({summary.genes_new} newly registered)")
+        echo(
+            f"{summary.genes_total} gene(s) in {len(batches)} run(s) of at most {size} "
+            f"({summary.genes_new} newly registered)"
+        )
         bar = Progress(summary.genes_total, progress or echo)
         bar.update(0)
         processed = 0
@@ -230,9 +250,14 @@ def _config_for(config: dict, selection) -> dict:
     return {**config, "ops": {k: v for k, v in ops.items() if k in names}}
 
 
-def submit_backfill(instance: dg.DagsterInstance, genes: Sequence[str] | None = None,
-                    downstream: bool = True, asset_graph=None, assets: Sequence = ALL_ASSETS,
-                    tags: dict | None = None) -> str:
+def submit_backfill(
+    instance: dg.DagsterInstance,
+    genes: Sequence[str] | None = None,
+    downstream: bool = True,
+    asset_graph=None,
+    assets: Sequence = ALL_ASSETS,
+    tags: dict | None = None,
+) -> str:
     """Submit an asset backfill of the gene assets (all genes or ``genes``), as the UI's
     "Materialize all partitions" does; the daemon (``regnet ui`` / ``dagster dev``) runs it in
     ``BackfillPolicy`` batches and materializes the tables downstream after the genes.
@@ -250,13 +275,17 @@ def submit_backfill(instance: dg.DagsterInstance, genes: Sequence[str] | None = 
     if genes is not None:
         gene_batches(instance, genes, 1)  # raises on genes that are not registered partitions
     backfill = PartitionBackfill.from_asset_partitions(
-        backfill_id=make_new_backfill_id(), asset_graph=graph,
+        backfill_id=make_new_backfill_id(),
+        asset_graph=graph,
         partition_names=list(genes) if genes is not None else None,
         asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
-        backfill_timestamp=time.time(), tags={"regnet/trigger": "cli_backfill", **(tags or {})},
-        dynamic_partitions_store=instance, all_partitions=genes is None,
+        backfill_timestamp=time.time(),
+        tags={"regnet/trigger": "cli_backfill", **(tags or {})},
+        dynamic_partitions_store=instance,
+        all_partitions=genes is None,
         title="regnet: " + ("all genes" if genes is None else f"{len(genes)} gene(s)"),
-        description=None, run_config=None,
+        description=None,
+        run_config=None,
     )
     initialize_pools(instance)  # before the daemon launches the backfill's runs side by side
     instance.add_backfill(backfill)

@@ -18,7 +18,6 @@ The condition is gated by the cron tick, so nothing is requested between nights:
 that changes at 10:00 turns the ``up_to_date`` checks red at once and is re-modelled at 02:00.
 """
 
-
 import os
 from collections.abc import Sequence
 from datetime import timedelta
@@ -35,8 +34,11 @@ _AC = dg.AutomationCondition
 
 def nightly_condition(cron: str = NIGHTLY_CRON, timezone: str = TIMEZONE) -> dg.AutomationCondition:
     """At the cron tick: request what is missing or stale, or whose inputs will be re-made."""
-    stale = _AC.any_deps_updated().since(_AC.newly_requested() | _AC.newly_updated()).with_label(
-        "an input was updated since this was last requested or materialized")
+    stale = (
+        _AC.any_deps_updated()
+        .since(_AC.newly_requested() | _AC.newly_updated())
+        .with_label("an input was updated since this was last requested or materialized")
+    )
     needs = (_AC.missing() | stale).with_label("missing or stale")
     return (
         _AC.cron_tick_passed(cron, timezone)
@@ -65,12 +67,14 @@ def nightly_targets(assets: Sequence) -> set[dg.AssetKey]:
 
 # The catalog is rebuilt every night (a cheap step), so its freshness says "the nightly
 # automation ran": yellow after a missed night, red after two (daemon down, backfill failed).
-CATALOG_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=50),
-                                                   warn_window=timedelta(hours=26))
+CATALOG_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=50), warn_window=timedelta(hours=26)
+)
 
 
-def with_nightly_conditions(assets: Sequence, cron: str = NIGHTLY_CRON,
-                            catalog: str = "duckdb_catalog") -> list:
+def with_nightly_conditions(
+    assets: Sequence, cron: str = NIGHTLY_CRON, catalog: str = "duckdb_catalog"
+) -> list:
     """``assets`` with the nightly condition on every target (the catalog unconditionally)."""
     targets = nightly_targets(assets)
     condition = nightly_condition(cron)
@@ -78,14 +82,17 @@ def with_nightly_conditions(assets: Sequence, cron: str = NIGHTLY_CRON,
 
     def attach(spec: dg.AssetSpec) -> dg.AssetSpec:
         if spec.key.path[-1] == catalog:
-            return spec.replace_attributes(automation_condition=catalog_condition,
-                                           freshness_policy=CATALOG_FRESHNESS)
+            return spec.replace_attributes(
+                automation_condition=catalog_condition, freshness_policy=CATALOG_FRESHNESS
+            )
         if spec.key in targets:
             return spec.replace_attributes(automation_condition=condition)
         return spec
 
-    return [a.map_asset_specs(attach) if isinstance(a, dg.AssetsDefinition) and set(a.keys) & targets
-            else a for a in assets]
+    return [
+        a.map_asset_specs(attach) if isinstance(a, dg.AssetsDefinition) and set(a.keys) & targets else a
+        for a in assets
+    ]
 
 
 def nightly_sensor(assets: Sequence, checks: Sequence = ()) -> dg.AutomationConditionSensorDefinition:
@@ -95,8 +102,11 @@ def nightly_sensor(assets: Sequence, checks: Sequence = ()) -> dg.AutomationCond
     if checks:
         selection = selection | dg.AssetSelection.checks(*checks)
     return dg.AutomationConditionSensorDefinition(
-        "nightly_refresh", target=selection, default_status=dg.DefaultSensorStatus.RUNNING,
-        emit_backfills=True, minimum_interval_seconds=30,
+        "nightly_refresh",
+        target=selection,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        emit_backfills=True,
+        minimum_interval_seconds=30,
         description="Nightly: gene partitions missing or stale vs the dataset, in batched "
-                    "backfill runs, then the tables downstream; also re-runs the up_to_date checks.",
+        "backfill runs, then the tables downstream; also re-runs the up_to_date checks.",
     )

@@ -5,7 +5,6 @@ range; the sensor cuts it into runs of the gene assets' batch size (``BackfillPo
 N new genes give ceil(N / batch) runs, each training its genes together.
 """
 
-
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,8 +41,9 @@ def register_genes(instance: dg.DagsterInstance, root: Path) -> list[str]:
     return added
 
 
-def batch_run_requests(order: Sequence[str], genes: Sequence[str], keys, size: int,
-                       tags: dict | None = None) -> list[dg.RunRequest]:
+def batch_run_requests(
+    order: Sequence[str], genes: Sequence[str], keys, size: int, tags: dict | None = None
+) -> list[dg.RunRequest]:
     """One run request per contiguous batch of ``genes`` (in ``order``) over the asset ``keys``."""
     return [
         dg.RunRequest(
@@ -59,9 +59,12 @@ def gene_sensor_factory(storage_root_fn, assets: Sequence = ()):
     keys = partitioned_keys(assets)
     size = genes_per_run(assets)
 
-    @dg.sensor(name="gene_partitions_sensor", minimum_interval_seconds=60,
-               default_status=dg.DefaultSensorStatus.RUNNING,
-               target=dg.AssetSelection.keys(*keys) if keys else None)
+    @dg.sensor(
+        name="gene_partitions_sensor",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        target=dg.AssetSelection.keys(*keys) if keys else None,
+    )
     def gene_partitions_sensor(context: dg.SensorEvaluationContext):
         """Registers genes of the latest ``genes`` table that are not partitions yet and
         requests batched runs of the gene assets for them (contiguous key ranges)."""
@@ -70,11 +73,15 @@ def gene_sensor_factory(storage_root_fn, assets: Sequence = ()):
         added = [g for g in modelable_genes(storage_root_fn()) if g not in seen]
         if not added:
             return dg.SkipReason("no new modelable genes")
-        runs = batch_run_requests([*known, *added], added, keys, size,
-                                  {"regnet/trigger": "new_genes"}) if keys else []
+        runs = (
+            batch_run_requests([*known, *added], added, keys, size, {"regnet/trigger": "new_genes"})
+            if keys
+            else []
+        )
         initialize_pools(context.instance)  # before the runs claim it concurrently
         context.log.info(f"{len(added)} new gene(s): {len(runs)} run(s) of at most {size} genes")
-        return dg.SensorResult(dynamic_partitions_requests=[genes_partitions.build_add_request(added)],
-                               run_requests=runs)
+        return dg.SensorResult(
+            dynamic_partitions_requests=[genes_partitions.build_add_request(added)], run_requests=runs
+        )
 
     return gene_partitions_sensor

@@ -6,7 +6,6 @@ the tests. *Stale* means a parent was materialized after the asset (or partition
 storage ids of the event log only grow, so comparing them orders events without clocks.
 """
 
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -35,9 +34,13 @@ def parents_by_key(assets: Iterable) -> dict[dg.AssetKey, set[dg.AssetKey]]:
 def genes_per_run(assets: Iterable, default: int = 64) -> int:
     """The batch size of the gene assets: the smallest ``BackfillPolicy.multi_run`` among them
     (Dagster uses the smallest when one run mixes policies), so sensors, the CLI and backfills agree."""
-    sizes = [a.backfill_policy.max_partitions_per_run for a in assets
-             if getattr(a, "partitions_def", None) is not None and a.backfill_policy is not None
-             and a.backfill_policy.max_partitions_per_run]
+    sizes = [
+        a.backfill_policy.max_partitions_per_run
+        for a in assets
+        if getattr(a, "partitions_def", None) is not None
+        and a.backfill_policy is not None
+        and a.backfill_policy.max_partitions_per_run
+    ]
     return min(sizes) if sizes else default
 
 
@@ -97,13 +100,15 @@ def _latest(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> dict:
     return out
 
 
-def asset_statuses(instance: dg.DagsterInstance, assets: Sequence,
-                   keys: Iterable[dg.AssetKey] | None = None) -> dict[dg.AssetKey, AssetStatus]:
+def asset_statuses(
+    instance: dg.DagsterInstance, assets: Sequence, keys: Iterable[dg.AssetKey] | None = None
+) -> dict[dg.AssetKey, AssetStatus]:
     """Status of ``keys`` (default: every asset of ``assets``) against the registered genes."""
     parents = parents_by_key(assets)
     part = partitioned_keys(assets)
-    partitions_def = next((a.partitions_def for a in assets
-                           if getattr(a, "partitions_def", None) is not None), None)
+    partitions_def = next(
+        (a.partitions_def for a in assets if getattr(a, "partitions_def", None) is not None), None
+    )
     keys = list(keys) if keys is not None else sorted(parents, key=lambda k: k.to_user_string())
     needed = set(keys) | {p for k in keys for p in parents.get(k, ())}
     genes = instance.get_dynamic_partitions(GENES) if part else []
@@ -111,10 +116,13 @@ def asset_statuses(instance: dg.DagsterInstance, assets: Sequence,
     plain = _latest(instance, [k for k in needed if k not in part])
     by_partition = {
         k: instance.get_latest_storage_id_by_partition(k, DagsterEventType.ASSET_MATERIALIZATION)
-        for k in needed if k in part
+        for k in needed
+        if k in part
     }
-    newest = {k: (plain.get(k, (None, False))[0] if k not in part
-                  else max(by_partition[k].values(), default=None)) for k in needed}
+    newest = {
+        k: (plain.get(k, (None, False))[0] if k not in part else max(by_partition[k].values(), default=None))
+        for k in needed
+    }
 
     out = {}
     for key in keys:
@@ -150,8 +158,9 @@ def asset_statuses(instance: dg.DagsterInstance, assets: Sequence,
                 status.missing.append("")
             else:
                 status.materialized.append("")
-                newer = sorted(up.to_user_string() for up in ups
-                               if newest.get(up) is not None and newest[up] > done)
+                newer = sorted(
+                    up.to_user_string() for up in ups if newest.get(up) is not None and newest[up] > done
+                )
                 if newer:
                     status.stale.append("")
                     status.stale_because = newer

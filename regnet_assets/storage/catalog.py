@@ -105,8 +105,7 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     kind = statements[0].type.name
     if kind not in READ_ONLY_STATEMENTS:
         raise ReadOnlyQueryError(
-            f"only reading statements ({', '.join(sorted(READ_ONLY_STATEMENTS))}) are allowed; "
-            f"got {kind}"
+            f"only reading statements ({', '.join(sorted(READ_ONLY_STATEMENTS))}) are allowed; got {kind}"
         )
 
 

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -46,12 +46,16 @@ class TableInfo:
 
 def _check_destination(root: Path, dest: Path, force: bool) -> None:
     if dest == root or root in dest.parents or dest in root.parents:
-        raise ExportError(f"export folder {dest} overlaps the storage folder {root}: choose a folder outside it")
+        raise ExportError(
+            f"export folder {dest} overlaps the storage folder {root}: choose a folder outside it"
+        )
     if dest.exists():
         if not dest.is_dir():
             raise ExportError(f"export folder {dest} exists and is not a folder")
         if any(dest.iterdir()) and not force:
-            raise ExportError(f"export folder {dest} is not empty; choose another or pass --force to replace it")
+            raise ExportError(
+                f"export folder {dest} is not empty; choose another or pass --force to replace it"
+            )
 
 
 def _alive(pid: int) -> bool:
@@ -68,7 +72,7 @@ def _clear_leftovers(dest: Path) -> None:
     """Remove what killed exports to ``dest`` left beside it (``.NAME.partial-PID-*`` staging
     folders and ``.NAME.old-PID`` folders moved aside); an export still running is left alone."""
     for leftover in sorted(dest.parent.glob(f".{dest.name}.*")):
-        kind, _, rest = leftover.name[len(dest.name) + 2:].partition("-")
+        kind, _, rest = leftover.name[len(dest.name) + 2 :].partition("-")
         pid = rest.split("-")[0]
         if kind not in ("partial", "old") or not pid.isdigit() or _alive(int(pid)):
             continue
@@ -78,9 +82,15 @@ def _clear_leftovers(dest: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def export_results(root: str | os.PathLike, dest: str | os.PathLike, *, force: bool = False,
-                   tables: dict[str, TableInfo] | None = None, figures: dict[str, str] | None = None,
-                   provenance: dict | None = None) -> dict:
+def export_results(
+    root: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    force: bool = False,
+    tables: dict[str, TableInfo] | None = None,
+    figures: dict[str, str] | None = None,
+    provenance: dict | None = None,
+) -> dict:
     """Write the results folder ``dest`` from the storage folder ``root``; returns what was written.
 
     ``tables``/``figures``: descriptions for the README; ``provenance``: written as run_config.yaml.
@@ -98,10 +108,13 @@ def export_results(root: str | os.PathLike, dest: str | os.PathLike, *, force: b
         pngs = _copy(root / "figures", staging / "figures", "*.png")
         checkpoints = _copy(root / "models", staging / "models", "*/model.pt")
         provenance = provenance or {}
-        (staging / "run_config.yaml").write_text(yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True))
+        (staging / "run_config.yaml").write_text(
+            yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True)
+        )
         info = {name: (tables or {}).get(name, TableInfo()) for name in names}
-        (staging / "README.md").write_text(_readme(root, staging, rows, info, pngs, figures or {}, checkpoints,
-                                                   provenance))
+        (staging / "README.md").write_text(
+            _readme(root, staging, rows, info, pngs, figures or {}, checkpoints, provenance)
+        )
         staging.chmod(0o755)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -145,49 +158,83 @@ def _md_cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _readme(root: Path, folder: Path, rows: dict[str, int], info: dict[str, TableInfo], pngs: list[str],
-            figures: dict[str, str], checkpoints: list[str], provenance: dict) -> str:
-    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _readme(
+    root: Path,
+    folder: Path,
+    rows: dict[str, int],
+    info: dict[str, TableInfo],
+    pngs: list[str],
+    figures: dict[str, str],
+    checkpoints: list[str],
+    provenance: dict,
+) -> str:
+    when = datetime.now(UTC).isoformat(timespec="seconds")
     lines = [
-        "# regnet results", "",
+        "# regnet results",
+        "",
         f"Exported {when} from `{root}`. Nothing here needs regnet: the tables open in pandas, R (arrow), "
-        "DuckDB, Spark or a spreadsheet (CSV); the figures are PNG; the checkpoints load with PyTorch.", "",
-        "| path | what |", "|---|---|",
+        "DuckDB, Spark or a spreadsheet (CSV); the figures are PNG; the checkpoints load with PyTorch.",
+        "",
+        "| path | what |",
+        "|---|---|",
         "| `README.md` | this file |",
         "| `run_config.yaml` | the dataset settings and every run that made these results: its effective "
         "config (defaults included), genes and start time |",
         "| `tables/<table>.parquet` | one file per table (typed) |",
         "| `tables/<table>.csv` | the same rows as CSV with a header |",
         "| `figures/<figure>.png` | the plots shown in the Dagster UI |",
-        "| `models/gene=<gene>/model.pt` | each gene's model checkpoint |", "",
-        "## Tables", "",
-        "| table | rows | group | per gene | what |", "|---|---|---|---|---|",
+        "| `models/gene=<gene>/model.pt` | each gene's model checkpoint |",
+        "",
+        "## Tables",
+        "",
+        "| table | rows | group | per gene | what |",
+        "|---|---|---|---|---|",
     ]
     for name, n in rows.items():
         t = info[name]
-        lines.append(f"| `{name}` | {n} | {t.group} | {'yes' if t.per_gene else ''} | {_md_cell(t.description)} |")
+        lines.append(
+            f"| `{name}` | {n} | {t.group} | {'yes' if t.per_gene else ''} | {_md_cell(t.description)} |"
+        )
     with duckdb.connect() as con:
         for name in rows:
             path = str(folder / "tables" / f"{name}.parquet").replace("'", "''")
             schema = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
-            lines += ["", f"### `{name}`", "", _md_cell(info[name].description) or "(no description)", "",
-                      "| column | type | meaning |", "|---|---|---|"]
-            lines += [f"| `{col}` | {kind} | {_md_cell(info[name].columns.get(col, ''))} |"
-                      for col, kind, *_ in schema]
+            lines += [
+                "",
+                f"### `{name}`",
+                "",
+                _md_cell(info[name].description) or "(no description)",
+                "",
+                "| column | type | meaning |",
+                "|---|---|---|",
+            ]
+            lines += [
+                f"| `{col}` | {kind} | {_md_cell(info[name].columns.get(col, ''))} |"
+                for col, kind, *_ in schema
+            ]
     lines += ["", "## Figures", "", "| file | what |", "|---|---|"]
     lines += [f"| `{p}` | {_md_cell(figures.get(Path(p).stem, ''))} |" for p in pngs] or ["| (none) | |"]
-    lines += ["", "## Models", "",
-              f"{len(checkpoints)} checkpoint(s) under `models/`. Each is a dict saved with `torch.save`: "
-              "`state` (the model's tensors at its best validation epoch), `history` (per-epoch losses and "
-              "validation Spearman), `predictions` (metacell, split, observed, predicted) and `summary` "
-              "(sizes, best epoch, losses). Read it with `torch.load(path, weights_only=True)`; rebuilding "
-              "the network itself needs regnet's `load_gene_model`.", "",
-              "## Run configuration", ""]
+    lines += [
+        "",
+        "## Models",
+        "",
+        f"{len(checkpoints)} checkpoint(s) under `models/`. Each is a dict saved with `torch.save`: "
+        "`state` (the model's tensors at its best validation epoch), `history` (per-epoch losses and "
+        "validation Spearman), `predictions` (metacell, split, observed, predicted) and `summary` "
+        "(sizes, best epoch, losses). Read it with `torch.load(path, weights_only=True)`; rebuilding "
+        "the network itself needs regnet's `load_gene_model`.",
+        "",
+        "## Run configuration",
+        "",
+    ]
     dataset = provenance.get("dataset") or {}
     runs = provenance.get("runs") or []
     if dataset:
         lines.append("Dataset: " + ", ".join(f"{k} = `{v}`" for k, v in dataset.items()) + ".")
-    lines.append(f"{len(runs)} run(s) made the current results; `run_config.yaml` lists each with its "
-                 "assets, genes, tags and the effective config of each step." if runs else
-                 "The Dagster instance that made these results was not available, so no runs are listed.")
+    lines.append(
+        f"{len(runs)} run(s) made the current results; `run_config.yaml` lists each with its "
+        "assets, genes, tags and the effective config of each step."
+        if runs
+        else "The Dagster instance that made these results was not available, so no runs are listed."
+    )
     return "\n".join(lines) + "\n"

@@ -20,15 +20,34 @@ from regnet_assets.storage import read_table, write_table
 from regnet_assets.storage.models import model_path
 from regnet_assets_tests.conftest import materialize
 
-DATASET = ["multiome", "peak_gene_links", "motif_hits", "metacell_multiome", "metacells",
-           "gene_tf_candidates", "genes", "truth_tf_gene"]
-PARTITIONED = ["gene_models", "training_history", "predictions", "gene_correlation",
-               "tf_attribution", "tf_to_gene", "attribution_delta"]
+DATASET = [
+    "multiome",
+    "peak_gene_links",
+    "motif_hits",
+    "metacell_multiome",
+    "metacells",
+    "gene_tf_candidates",
+    "genes",
+    "truth_tf_gene",
+]
+PARTITIONED = [
+    "gene_models",
+    "training_history",
+    "predictions",
+    "gene_correlation",
+    "tf_attribution",
+    "tf_to_gene",
+    "attribution_delta",
+]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 DATASET_CONFIG = {"ops": {"metacell_multiome": {"config": {"n_metacells": 120}}}}
 # few epochs at a higher learning rate than the tutorial's 1e-4: enough for the models to learn
-RUN_CONFIG = {"ops": {"gene_models": {"config": {"epochs": 5, "lr": 1e-3}},
-                      "tf_attribution": {"config": {"n_steps": 50}}}}
+RUN_CONFIG = {
+    "ops": {
+        "gene_models": {"config": {"epochs": 5, "lr": 1e-3}},
+        "tf_attribution": {"config": {"n_steps": 50}},
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +59,13 @@ def run(tmp_path_factory):
         assert result.success
         genes = modelable_genes(storage)
         instance.add_dynamic_partitions(GENES, genes)
-        ranged = materialize(PARTITIONED, storage, instance, run_config=RUN_CONFIG,
-                             tags={RANGE_START: genes[0], RANGE_END: genes[-1]})
+        ranged = materialize(
+            PARTITIONED,
+            storage,
+            instance,
+            run_config=RUN_CONFIG,
+            tags={RANGE_START: genes[0], RANGE_END: genes[-1]},
+        )
         assert ranged.success
         fan_in = materialize(["regulatory_network", "grn_recovery"], storage, instance)
         assert fan_in.success
@@ -107,7 +131,9 @@ def test_regulatory_network_edges(run):
     core = net[net["in_network"]]
     assert len(core) > 0 and not core.duplicated(["tf", "gene"]).any()
     assert set(core["sign"]) <= {-1, 0, 1}
-    tops = t2g[t2g["cell_type"] != "all"].groupby(["tf", "gene"])["cell_type"].agg(lambda s: ";".join(sorted(s)))
+    tops = (
+        t2g[t2g["cell_type"] != "all"].groupby(["tf", "gene"])["cell_type"].agg(lambda s: ";".join(sorted(s)))
+    )
     got = core.set_index(["tf", "gene"])["cell_types"]
     assert (got[got != ""] == tops.reindex(got[got != ""].index)).all()
     targets = core.groupby("tf")["gene"].nunique()
@@ -148,12 +174,19 @@ def test_genes_without_a_checkpoint_get_empty_partitions(run, tmp_path):
     copy = tmp_path / "storage"
     shutil.copytree(storage, copy)
     gene = genes[0]
-    write_table(copy, "gene_models", pd.DataFrame([{"gene": gene, "status": "skipped", "reason": "test"}]), gene)
+    write_table(
+        copy, "gene_models", pd.DataFrame([{"gene": gene, "status": "skipped", "reason": "test"}]), gene
+    )
     model_path(copy, gene).unlink()
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(GENES, genes)
-        result = materialize(["tf_attribution", "tf_to_gene", "attribution_delta"], copy, instance,
-                             partition_key=gene, run_config={"ops": {"tf_attribution": {"config": {"n_steps": 4}}}})
+        result = materialize(
+            ["tf_attribution", "tf_to_gene", "attribution_delta"],
+            copy,
+            instance,
+            partition_key=gene,
+            run_config={"ops": {"tf_attribution": {"config": {"n_steps": 4}}}},
+        )
         logs = [e.user_message for e in instance.all_logs(result.run_id)]
     assert result.success
     assert read_table(copy, "tf_attribution", [gene]).empty

@@ -32,8 +32,9 @@ def earlier(tmp_path_factory):
         genes = read_table(storage, "genes").query("modelable")["gene"].tolist()[:2]
         instance.add_dynamic_partitions("genes", genes)
         for gene in genes:
-            assert materialize(corpus.MODEL_TABLES, storage, instance, partition_key=gene,
-                               run_config=ONE_EPOCH).success
+            assert materialize(
+                corpus.MODEL_TABLES, storage, instance, partition_key=gene, run_config=ONE_EPOCH
+            ).success
         refresh_catalog(storage)
         yield storage, instance, genes
 
@@ -47,9 +48,14 @@ def _counts(storage) -> dict[str, int]:
 def _run(case: corpus.Case, run: dict, storage, instance) -> tuple[str | None, str]:
     """(failing step or None when the run did not start, the error text); asserts it failed."""
     try:
-        result = materialize(run["selection"], storage, instance, dataset=run.get("dataset"),
-                             run_config=run.get("run_config", {}),
-                             partition_key=run.get("partition_key"))
+        result = materialize(
+            run["selection"],
+            storage,
+            instance,
+            dataset=run.get("dataset"),
+            run_config=run.get("run_config", {}),
+            partition_key=run.get("partition_key"),
+        )
     except (dg.DagsterError, ValueError) as error:  # config rejected before the run started
         return None, str(error)
     assert not result.success, f"{case.name}: the run succeeded"
@@ -67,10 +73,15 @@ def error_messages(error) -> str:
     return "\n".join(messages)
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=c.known_gap)] if c.known_gap else [])
-    for c in corpus.CORPUS
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=c.known_gap)] if c.known_gap else []
+        )
+        for c in corpus.CORPUS
+    ],
+)
 def test_bad_input_fails_naming_the_problem_and_changes_nothing(case, earlier, tmp_path):
     storage, instance, genes = earlier
     before, counts, around = tree_digest(storage), _counts(storage), set(storage.parent.iterdir())

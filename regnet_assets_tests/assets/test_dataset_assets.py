@@ -15,8 +15,15 @@ from regnet_assets.storage import query, read_table, refresh_catalog
 from regnet_assets_tests.conftest import materialize, tree_digest
 
 DATASET_GROUP = [
-    "multiome", "peak_gene_links", "motif_hits", "metacell_multiome", "metacells",
-    "gene_tf_candidates", "genes", "truth_tf_gene", "truth_signalling",
+    "multiome",
+    "peak_gene_links",
+    "motif_hits",
+    "metacell_multiome",
+    "metacells",
+    "gene_tf_candidates",
+    "genes",
+    "truth_tf_gene",
+    "truth_signalling",
 ]
 
 
@@ -56,6 +63,7 @@ def _drop_mod(name):
             out = mudata.MuData(mods)
         out.uns.update(m.uns)
         return out
+
     return edit
 
 
@@ -65,6 +73,7 @@ def _edit_x(mod, fn):
         fn(x)
         m.mod[mod].X = sp.csr_matrix(x)
         return m
+
     return edit
 
 
@@ -75,6 +84,7 @@ def _rename(mod, fn):
         m.mod[mod].var_names = names
         m.uns["peak_to_gene"] = m.uns["peak_to_gene"].iloc[0:0]
         return m
+
     return edit
 
 
@@ -82,6 +92,7 @@ def _p2g(fn):
     def edit(m):
         m.uns["peak_to_gene"] = fn(pd.DataFrame(m.uns["peak_to_gene"]))
         return m
+
     return edit
 
 
@@ -100,6 +111,7 @@ def _sequences(fn):
         fn(seqs)
         m.mod["atac"].var["sequence"] = seqs
         return m
+
     return edit
 
 
@@ -140,7 +152,9 @@ def good_mdata(small_run):
 
 
 @pytest.mark.parametrize("case", list(BAD_DATASETS))
-def test_bad_dataset_fails_naming_the_field_and_writes_nothing(case, small_run, good_mdata, tmp_path, instance):
+def test_bad_dataset_fails_naming_the_field_and_writes_nothing(
+    case, small_run, good_mdata, tmp_path, instance
+):
     edit, field = BAD_DATASETS[case]
     bad = edit(read_multiome(good_mdata))
     path = tmp_path / "bad.h5mu"

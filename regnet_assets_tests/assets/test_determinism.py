@@ -30,11 +30,13 @@ from regnet_assets.defs.runner import run_graph
 from regnet_assets.storage import query
 
 # Small but complete: every asset runs, on budgets that keep two runs well under a minute each.
-FAST = {"ops": {
-    "gene_models": {"config": {"epochs": 1}},
-    "tf_attribution": {"config": {"n_steps": 16}},
-    "kpnn": {"config": {"epochs": 10, "n_folds": 2, "max_cells": 300}},
-}}
+FAST = {
+    "ops": {
+        "gene_models": {"config": {"epochs": 1}},
+        "tf_attribution": {"config": {"n_steps": 16}},
+        "kpnn": {"config": {"epochs": 10, "n_folds": 2, "max_cells": 300}},
+    }
+}
 TIMING = re.compile(r"(^|_)seconds$")
 TABLES_WITH_TIMINGS = {"gene_models", "pruning_summary", "kpnn_summary"}
 
@@ -45,16 +47,26 @@ def two_runs(tmp_path_factory):
     for _ in range(2):
         root = tmp_path_factory.mktemp("run")
         with dg.instance_for_test() as instance:
-            summary = run_graph(instance, root, DatasetResource(preset="small"), device="cpu",
-                                run_config=FAST, echo=lambda _: None, progress=lambda _: None)
+            summary = run_graph(
+                instance,
+                root,
+                DatasetResource(preset="small"),
+                device="cpu",
+                run_config=FAST,
+                echo=lambda _: None,
+                progress=lambda _: None,
+            )
         assert summary.success, summary.failures
         roots.append(root)
     return roots
 
 
 def _files(root: Path) -> dict[str, Path]:
-    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*"))
-            if p.is_file() and "dagster_home" not in p.parts}
+    return {
+        str(p.relative_to(root)): p
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "dagster_home" not in p.parts
+    }
 
 
 def test_both_runs_write_the_same_files(two_runs):
@@ -77,8 +89,7 @@ def test_tables_are_byte_identical_or_differ_only_in_wall_clock_columns(two_runs
         left, right = pd.read_parquet(path), pd.read_parquet(other)
         timing = [c for c in left.columns if TIMING.search(c)]
         assert timing, f"{name} differs and has no wall-clock column"
-        pd.testing.assert_frame_equal(left.drop(columns=timing), right.drop(columns=timing),
-                                      check_exact=True)
+        pd.testing.assert_frame_equal(left.drop(columns=timing), right.drop(columns=timing), check_exact=True)
     assert differing <= TABLES_WITH_TIMINGS, differing
 
 

@@ -5,8 +5,8 @@ import pytest
 
 from regnet_assets.storage import query, read_table, refresh_catalog
 from regnet_assets.storage.models import load_gene_model, model_path
-from regnet_assets_tests.conftest import materialize
 from regnet_assets_tests.assets.test_dataset_assets import DATASET_GROUP
+from regnet_assets_tests.conftest import materialize
 
 MODEL_TABLES = ["gene_models", "training_history", "predictions", "gene_correlation"]
 FEW_EPOCHS = {"ops": {"gene_models": {"config": {"epochs": 3}}}}
@@ -72,16 +72,32 @@ def test_model_performance_summarises_every_trained_gene(trained):
 def test_model_performance_plots_a_typical_genes_curve_and_the_best_epochs(trained):
     storage, genes, *_, instance, result = trained
     meta = result.get_asset_materialization_events()[0].materialization.metadata
-    correlation = read_table(storage, "gene_correlation").dropna(subset=["valid_spearman"]).sort_values(
-        ["valid_spearman", "gene"])
-    assert meta["history_gene"].value == correlation["gene"].iloc[(len(correlation) - 1) // 2]  # the median gene
+    correlation = (
+        read_table(storage, "gene_correlation")
+        .dropna(subset=["valid_spearman"])
+        .sort_values(["valid_spearman", "gene"])
+    )
+    assert (
+        meta["history_gene"].value == correlation["gene"].iloc[(len(correlation) - 1) // 2]
+    )  # the median gene
     for name in ("best_epochs", "gene_training_curve"):
         assert f"{name}_plot" in meta and (storage / "figures" / f"{name}.png").stat().st_size > 1000
-    chosen = materialize(["model_performance"], storage, instance,
-                         run_config={"ops": {"model_performance": {"config": {"history_gene": genes[0]}}}})
-    assert chosen.get_asset_materialization_events()[0].materialization.metadata["history_gene"].value == genes[0]
-    bad = materialize(["model_performance"], storage, instance,
-                      run_config={"ops": {"model_performance": {"config": {"history_gene": "NOPE"}}}})
+    chosen = materialize(
+        ["model_performance"],
+        storage,
+        instance,
+        run_config={"ops": {"model_performance": {"config": {"history_gene": genes[0]}}}},
+    )
+    assert (
+        chosen.get_asset_materialization_events()[0].materialization.metadata["history_gene"].value
+        == genes[0]
+    )
+    bad = materialize(
+        ["model_performance"],
+        storage,
+        instance,
+        run_config={"ops": {"model_performance": {"config": {"history_gene": "NOPE"}}}},
+    )
     assert not bad.success
     assert "history_gene" in bad.get_step_failure_events()[0].event_specific_data.error.to_string()
 
@@ -90,8 +106,9 @@ def test_unknown_gene_fails_its_partition_and_leaves_the_others(trained, tmp_pat
     storage, genes, _, _, instance, _ = trained
     instance.add_dynamic_partitions("genes", ["NOT_A_GENE"])
     before = read_table(storage, "gene_models", [genes[-1]])
-    result = materialize(MODEL_TABLES, storage, instance, run_config=FEW_EPOCHS,
-                         tags=range_tags([genes[-1], "NOT_A_GENE"]))
+    result = materialize(
+        MODEL_TABLES, storage, instance, run_config=FEW_EPOCHS, tags=range_tags([genes[-1], "NOT_A_GENE"])
+    )
     assert not result.success
     message = result.get_step_failure_events()[0].event_specific_data.error.to_string()
     assert "NOT_A_GENE" in message and "unknown gene" in message

@@ -66,8 +66,9 @@ def test_hostile_gene_partition_cannot_escape_or_change_a_table(trained, key):
 def test_run_of_only_unknown_genes_names_them(trained):
     storage, instance, _ = trained
     instance.add_dynamic_partitions("genes", ["NOT_A_GENE_EITHER"])
-    result = materialize(MODEL_TABLES, storage, instance, partition_key="NOT_A_GENE_EITHER",
-                         run_config=ONE_EPOCH)
+    result = materialize(
+        MODEL_TABLES, storage, instance, partition_key="NOT_A_GENE_EITHER", run_config=ONE_EPOCH
+    )
     error = result.get_step_failure_events()[0].event_specific_data.error
     assert "NOT_A_GENE_EITHER" in (error.cause or error).message
 
@@ -83,8 +84,12 @@ def test_io_managers_refuse_a_traversal_partition_key(tmp_path, manager):
     io = (ParquetIOManager if manager == "parquet" else PickleIOManager)(storage=storage)
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("genes", [TRAVERSAL])
-        context = dg.build_output_context(asset_key="predictions", partition_key=TRAVERSAL,
-                                          asset_partitions_def=genes_partitions, instance=instance)
+        context = dg.build_output_context(
+            asset_key="predictions",
+            partition_key=TRAVERSAL,
+            asset_partitions_def=genes_partitions,
+            instance=instance,
+        )
         with pytest.raises(ValueError, match=r"\.\."):
             io.handle_output(context, pd.DataFrame({"gene": [TRAVERSAL], "value": [1.0]}))
     assert not any(p for p in tmp_path.rglob("*") if p.is_file())
@@ -122,10 +127,29 @@ def test_storage_folder_with_glob_characters_is_refused(tmp_path):
         storage_root(tmp_path / "run[1]")
 
 
-@pytest.mark.parametrize("name", [
-    "IL2", "HLA-A", "C1orf112", "MT-CO1", "RP11-34P13.3", "Pou5f1::Sox2", "TFAP2A(var.2)", "Γ1",
-    TRAVERSAL, INJECTION, "IL*", "a=b", ".hidden", "IL\u200b2", "IL\n2", "CAFE\u0301", "a\\b", "x\x00y",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "IL2",
+        "HLA-A",
+        "C1orf112",
+        "MT-CO1",
+        "RP11-34P13.3",
+        "Pou5f1::Sox2",
+        "TFAP2A(var.2)",
+        "Γ1",
+        TRAVERSAL,
+        INJECTION,
+        "IL*",
+        "a=b",
+        ".hidden",
+        "IL\u200b2",
+        "IL\n2",
+        "CAFE\u0301",
+        "a\\b",
+        "x\x00y",
+    ],
+)
 def test_every_name_the_dataset_accepts_is_a_valid_partition_key(name):
     """The dataset validator and the storage agree: no accepted gene fails later at a write."""
     try:
@@ -141,7 +165,9 @@ def test_odd_folder_names_never_become_views(tmp_path):
         folder = tmp_path / name / "gene=A"
         folder.mkdir(parents=True)
         write_table(tmp_path, "predictions", pd.DataFrame({"value": [2.0]}), key="A")
-        (folder / "part.parquet").write_bytes((tmp_path / "predictions" / "gene=A" / "part.parquet").read_bytes())
+        (folder / "part.parquet").write_bytes(
+            (tmp_path / "predictions" / "gene=A" / "part.parquet").read_bytes()
+        )
     assert refresh_catalog(tmp_path) == ["predictions"]
     assert query(tmp_path, "SELECT count(*) AS n FROM predictions")["n"].item() == 2
 

@@ -13,23 +13,57 @@ import pytest
 from regnet_assets.science.dataset.contract import read_multiome
 from regnet_assets.science.network.pkn import is_acyclic
 from regnet_assets.storage import read_table, write_table
-from regnet_assets_tests.conftest import materialize, tree_digest
 from regnet_assets_tests.assets.test_dataset_assets import DATASET_GROUP
+from regnet_assets_tests.conftest import materialize, tree_digest
 
-KPNN_TABLES = ["kpnn_metrics", "kpnn_summary", "kpnn_node_importance", "kpnn_history", "kpnn_activations",
-               "kpnn_predictions"]
+KPNN_TABLES = [
+    "kpnn_metrics",
+    "kpnn_summary",
+    "kpnn_node_importance",
+    "kpnn_history",
+    "kpnn_activations",
+    "kpnn_predictions",
+]
 NETWORK_GROUP = ["pkn_edges", "pruned_dag_edges", "pruning_summary", *KPNN_TABLES]
 COLUMNS = {
     "pkn_edges": {"source", "target", "sign", "origin"},
     "pruned_dag_edges": {"source", "target", "sign", "origin"},
-    "pruning_summary": {"method", "status", "root", "nodes_before", "edges_before", "nodes_after", "edges_after",
-                        "edge_compression_pct", "parameter_compression_pct", "objective", "best_bound", "mip_gap",
-                        "solve_seconds", "build_seconds"},
+    "pruning_summary": {
+        "method",
+        "status",
+        "root",
+        "nodes_before",
+        "edges_before",
+        "nodes_after",
+        "edges_after",
+        "edge_compression_pct",
+        "parameter_compression_pct",
+        "objective",
+        "best_bound",
+        "mip_gap",
+        "solve_seconds",
+        "build_seconds",
+    },
     "kpnn_metrics": {"network", "fold", "accuracy", "precision", "recall", "f1", "roc_auc", "n_params"},
-    "kpnn_summary": {"network", "n_params", "roc_auc", "parameter_compression_pct", "roc_auc_change_pct",
-                     "pathway_vs_decoy_auc"},
-    "kpnn_node_importance": {"network", "fold", "scope", "node", "role", "bias", "node_weight", "node_weight_abs",
-                             "rank"},
+    "kpnn_summary": {
+        "network",
+        "n_params",
+        "roc_auc",
+        "parameter_compression_pct",
+        "roc_auc_change_pct",
+        "pathway_vs_decoy_auc",
+    },
+    "kpnn_node_importance": {
+        "network",
+        "fold",
+        "scope",
+        "node",
+        "role",
+        "bias",
+        "node_weight",
+        "node_weight_abs",
+        "rank",
+    },
     "kpnn_history": {"network", "fold", "epoch", "train_loss", "valid_loss", "valid_auc"},
     "kpnn_activations": {"network", "fold", "cell", "node", "activation"},
     "kpnn_predictions": {"network", "fold", "cell", "y_true", "y_prob"},
@@ -49,8 +83,10 @@ def run(tmp_path_factory, shared_instance):
     storage = tmp_path_factory.mktemp("storage")
     result = materialize(DATASET_GROUP + NETWORK_GROUP, storage, shared_instance)
     assert result.success, [e.event_specific_data.error.to_string() for e in result.get_step_failure_events()]
-    metadata = {e.asset_key.to_user_string(): e.materialization.metadata
-                for e in result.get_asset_materialization_events()}
+    metadata = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
     return storage, metadata, result.get_asset_check_evaluations()
 
 
@@ -66,7 +102,9 @@ def test_both_kpnns_beat_chance_and_the_pruned_one_is_smaller(run):
         assert summary.loc[net, "roc_auc"] == pytest.approx(held_out.mean())
     full, pruned = summary.loc["full"], summary.loc["pruned"]
     assert pruned["n_params"] < full["n_params"]
-    assert pruned["parameter_compression_pct"] == pytest.approx(100 * (1 - pruned["n_params"] / full["n_params"]))
+    assert pruned["parameter_compression_pct"] == pytest.approx(
+        100 * (1 - pruned["n_params"] / full["n_params"])
+    )
     assert pruned["roc_auc_change_pct"] == pytest.approx(100 * (pruned["roc_auc"] / full["roc_auc"] - 1))
     assert full["parameter_compression_pct"] == 0 and full["roc_auc_change_pct"] == 0
 
@@ -143,7 +181,9 @@ def test_true_signalling_nodes_rank_above_decoy_kinases(run):
     assert full["rank"].idxmin() in set(true.index)
     # per-fold rows and their mean agree
     folds = imp[(imp["scope"] == "fold") & (imp["network"] == "full")]
-    assert np.allclose(folds.groupby("node")["node_weight_abs"].mean().reindex(full.index), full["node_weight_abs"])
+    assert np.allclose(
+        folds.groupby("node")["node_weight_abs"].mean().reindex(full.index), full["node_weight_abs"]
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,23 +208,31 @@ def genes(run):
 BAD = {
     # name: (file lines given the measured genes g, extra config, expected message)
     "cycle only": (lambda g: ["A\t1\tB", "B\t1\tA"], {"root": "A"}, "no input node"),
-    "no path to root": (lambda g: [f"{g[0]}_gene\t1\tTF1", "TF2\t1\tR"], {"root": "R"},
-                        "reaches the root"),
-    "unknown root": (lambda g: [f"{g[0]}_gene\t1\tTF1", "TF1\t1\tR"], {"root": "NOPE"},
-                     "root 'NOPE' is not a node"),
+    "no path to root": (lambda g: [f"{g[0]}_gene\t1\tTF1", "TF2\t1\tR"], {"root": "R"}, "reaches the root"),
+    "unknown root": (
+        lambda g: [f"{g[0]}_gene\t1\tTF1", "TF1\t1\tR"],
+        {"root": "NOPE"},
+        "root 'NOPE' is not a node",
+    ),
     "self-loop": (lambda g: [f"{g[0]}_gene\t1\tTF1", "TF1\t1\tTF1", "TF1\t1\tR"], {}, "self-loop"),
     "genes not measured": (lambda g: ["NOTAGENE_gene\t1\tTF1", "TF1\t1\tR"], {}, "not measured"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_pkn_file_fails_naming_the_problem_and_writes_nothing(case, run, genes, tmp_path, shared_instance):
+def test_bad_pkn_file_fails_naming_the_problem_and_writes_nothing(
+    case, run, genes, tmp_path, shared_instance
+):
     storage = run[0]
     lines, extra, message = BAD[case]
     path = _write(tmp_path / "bad.sif", lines(genes))
     before = tree_digest(storage)
-    result = materialize(NETWORK_GROUP, storage, shared_instance,
-                         run_config=_pkn_config(source="file", path=str(path), **extra))
+    result = materialize(
+        NETWORK_GROUP,
+        storage,
+        shared_instance,
+        run_config=_pkn_config(source="file", path=str(path), **extra),
+    )
     assert not result.success
     (failure,) = result.get_step_failure_events()
     assert failure.step_key == "pkn_edges"
@@ -195,10 +243,14 @@ def test_bad_pkn_file_fails_naming_the_problem_and_writes_nothing(case, run, gen
 def test_missing_label_column_fails_the_kpnn_and_writes_nothing(run, shared_instance):
     storage = run[0]
     before = tree_digest(storage)
-    result = materialize(KPNN_TABLES, storage, shared_instance,
-                         run_config={"ops": {"kpnn": {"config": {"label": "nope"}}}})
+    result = materialize(
+        KPNN_TABLES, storage, shared_instance, run_config={"ops": {"kpnn": {"config": {"label": "nope"}}}}
+    )
     assert not result.success
-    assert "obs has no column 'nope'" in result.get_step_failure_events()[0].event_specific_data.error.to_string()
+    assert (
+        "obs has no column 'nope'"
+        in result.get_step_failure_events()[0].event_specific_data.error.to_string()
+    )
     assert tree_digest(storage) == before
 
 
@@ -208,9 +260,22 @@ def test_user_file_and_human_network(run, genes, tmp_path, shared_instance):
     storage = tmp_path / "storage"
     shutil.copytree(run[0], storage)
     g1, g2, g3 = genes[:3]
-    path = _write(tmp_path / "net.csv", ["parent,child", "R,K1", "K1,TF1", "K1,TF2", "TF1,TF2", "TF2,TF1",
-                                         f"TF1,{g1}_gene", f"TF2,{g2}_gene", f"TF2,{g3}_gene", f"TF2,{g3}_gene",
-                                         "TF2,NOTAGENE_gene"])
+    path = _write(
+        tmp_path / "net.csv",
+        [
+            "parent,child",
+            "R,K1",
+            "K1,TF1",
+            "K1,TF2",
+            "TF1,TF2",
+            "TF2,TF1",
+            f"TF1,{g1}_gene",
+            f"TF2,{g2}_gene",
+            f"TF2,{g3}_gene",
+            f"TF2,{g3}_gene",
+            "TF2,NOTAGENE_gene",
+        ],
+    )
     result = materialize(["pkn_edges"], storage, shared_instance, run_config=_pkn_config(path=str(path)))
     assert result.success
     pkn = read_table(storage, "pkn_edges")
@@ -239,8 +304,10 @@ def test_tf_layer_from_the_regulatory_network_table(run, tmp_path, shared_instan
     config = _pkn_config(tf_edges="regulatory_network")
     result = materialize(["pkn_edges"], storage, shared_instance, run_config=config)
     assert not result.success
-    assert "regulatory_network table does not exist" in \
-        result.get_step_failure_events()[0].event_specific_data.error.to_string()
+    assert (
+        "regulatory_network table does not exist"
+        in result.get_step_failure_events()[0].event_specific_data.error.to_string()
+    )
     truth = read_table(storage, "truth_tf_gene")
     net = truth.assign(score=1.0, in_network=True)
     extra = net.iloc[:1].assign(tf="NOT_IN_NETWORK", in_network=False)
@@ -249,7 +316,11 @@ def test_tf_layer_from_the_regulatory_network_table(run, tmp_path, shared_instan
     assert result.success
     pkn = read_table(storage, "pkn_edges")
     layer = pkn[pkn["origin"] == "regulatory_network"]
-    assert len(layer) and set(zip(layer["source"], layer["target"])) <= set(zip(truth["gene"] + "_gene", truth["tf"]))
+    assert len(layer) and set(zip(layer["source"], layer["target"])) <= set(
+        zip(truth["gene"] + "_gene", truth["tf"])
+    )
     assert "NOT_IN_NETWORK" not in set(pkn["target"])
-    assert result.get_asset_materialization_events()[0].materialization.metadata["tf_edges"].text == \
-        "regulatory_network"
+    assert (
+        result.get_asset_materialization_events()[0].materialization.metadata["tf_edges"].text
+        == "regulatory_network"
+    )

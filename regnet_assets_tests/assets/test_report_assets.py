@@ -16,32 +16,66 @@ import pytest
 from regnet_assets.defs.partitions import GENES
 from regnet_assets.defs.sensors import modelable_genes
 from regnet_assets.storage import query, read_table
-from regnet_assets_tests.conftest import materialize
 from regnet_assets_tests.assets.test_dataset_assets import DATASET_GROUP
+from regnet_assets_tests.conftest import materialize
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-PARTITIONED = ["gene_models", "training_history", "predictions", "gene_correlation",
-               "tf_attribution", "tf_to_gene", "attribution_delta", "ablated_gene_correlation"]
-NETWORK = ["pkn_edges", "pruned_dag_edges", "pruning_summary", "kpnn_metrics", "kpnn_summary",
-           "kpnn_node_importance", "kpnn_history", "kpnn_activations", "kpnn_predictions"]
-REPORTS = ["embeddings", "clustering_scores", "clustering_score_summary", "gene_ranks", "gene_loadings",
-           "latent_rank_report", "dim_importance", "gene_program_genes", "gene_program_enrichment",
-           "history_allfolds", "mean_history_allfolds", "embedding_maps"]
+PARTITIONED = [
+    "gene_models",
+    "training_history",
+    "predictions",
+    "gene_correlation",
+    "tf_attribution",
+    "tf_to_gene",
+    "attribution_delta",
+    "ablated_gene_correlation",
+]
+NETWORK = [
+    "pkn_edges",
+    "pruned_dag_edges",
+    "pruning_summary",
+    "kpnn_metrics",
+    "kpnn_summary",
+    "kpnn_node_importance",
+    "kpnn_history",
+    "kpnn_activations",
+    "kpnn_predictions",
+]
+REPORTS = [
+    "embeddings",
+    "clustering_scores",
+    "clustering_score_summary",
+    "gene_ranks",
+    "gene_loadings",
+    "latent_rank_report",
+    "dim_importance",
+    "gene_program_genes",
+    "gene_program_enrichment",
+    "history_allfolds",
+    "mean_history_allfolds",
+    "embedding_maps",
+]
 REPRESENTATIONS = {"observed_pca", "predicted_pca", "tf_activity", "kpnn_full", "kpnn_pruned"}
-PLOTS = {"clustering_score_summary": "clustering_scores", "gene_ranks": "gene_ranks",
-         "dim_importance": "dim_importance", "gene_program_enrichment": "gene_program_enrichment",
-         "mean_history_allfolds": "mean_history_allfolds",
-         **{f"embedding_maps/{r}/{c}": f"umap_{r}_{c}" for r in REPRESENTATIONS for c in ("cell_type", "batch")}}
+PLOTS = {
+    "clustering_score_summary": "clustering_scores",
+    "gene_ranks": "gene_ranks",
+    "dim_importance": "dim_importance",
+    "gene_program_enrichment": "gene_program_enrichment",
+    "mean_history_allfolds": "mean_history_allfolds",
+    **{f"embedding_maps/{r}/{c}": f"umap_{r}_{c}" for r in REPRESENTATIONS for c in ("cell_type", "batch")},
+}
 N_FOLDS, KPNN_FOLDS = 5, 3
-CONFIG = {"ops": {
-    "metacell_multiome": {"config": {"n_metacells": 120}},
-    "gene_models": {"config": {"epochs": 3, "lr": 1e-3}},
-    "tf_attribution": {"config": {"n_steps": 20}},
-    "kpnn": {"config": {"epochs": 5, "n_folds": KPNN_FOLDS, "max_cells": 300}},
-    "embeddings": {"config": {"n_folds": N_FOLDS, "n_components": 5}},
-    "clustering_scores": {"config": {"sample_size": 100}},
-    "embedding_maps": {"config": {"max_obs": 90}},
-}}
+CONFIG = {
+    "ops": {
+        "metacell_multiome": {"config": {"n_metacells": 120}},
+        "gene_models": {"config": {"epochs": 3, "lr": 1e-3}},
+        "tf_attribution": {"config": {"n_steps": 20}},
+        "kpnn": {"config": {"epochs": 5, "n_folds": KPNN_FOLDS, "max_cells": 300}},
+        "embeddings": {"config": {"n_folds": N_FOLDS, "n_components": 5}},
+        "clustering_scores": {"config": {"sample_size": 100}},
+        "embedding_maps": {"config": {"max_obs": 90}},
+    }
+}
 
 
 def ops(*names):
@@ -56,15 +90,30 @@ def run(tmp_path_factory):
         assert materialize(DATASET_GROUP, storage, instance, run_config=ops("metacell_multiome")).success
         genes = modelable_genes(storage)
         instance.add_dynamic_partitions(GENES, genes)
-        ranged = materialize(PARTITIONED, storage, instance, run_config=ops("gene_models", "tf_attribution"),
-                             tags={RANGE_START: genes[0], RANGE_END: genes[-1]})
-        assert ranged.success, [e.event_specific_data.error.to_string() for e in ranged.get_step_failure_events()]
+        ranged = materialize(
+            PARTITIONED,
+            storage,
+            instance,
+            run_config=ops("gene_models", "tf_attribution"),
+            tags={RANGE_START: genes[0], RANGE_END: genes[-1]},
+        )
+        assert ranged.success, [
+            e.event_specific_data.error.to_string() for e in ranged.get_step_failure_events()
+        ]
         assert materialize(NETWORK, storage, instance, run_config=ops("kpnn")).success
-        reports = materialize(REPORTS + ["duckdb_catalog"], storage, instance,
-                              run_config=ops("embeddings", "clustering_scores", "embedding_maps"))
-        assert reports.success, [e.event_specific_data.error.to_string() for e in reports.get_step_failure_events()]
-        metadata = {e.asset_key.to_user_string(): e.materialization.metadata
-                    for e in reports.get_asset_materialization_events()}
+        reports = materialize(
+            REPORTS + ["duckdb_catalog"],
+            storage,
+            instance,
+            run_config=ops("embeddings", "clustering_scores", "embedding_maps"),
+        )
+        assert reports.success, [
+            e.event_specific_data.error.to_string() for e in reports.get_step_failure_events()
+        ]
+        metadata = {
+            e.asset_key.to_user_string(): e.materialization.metadata
+            for e in reports.get_asset_materialization_events()
+        }
         yield storage, genes, metadata, instance
 
 
@@ -144,7 +193,9 @@ def test_ablated_models_train_like_the_full_models_and_rank_every_gene(run):
     np.testing.assert_allclose(ranks.loc[trained, "score_ablated"], ablated.loc[trained, "valid_spearman"])
     # a model without TFs is a different model: its scores are not the full model's
     assert not np.allclose(ranks["score_full"], ranks["score_ablated"])
-    assert sorted(ranks["rank_full"].dropna()) == pytest.approx(list(range(1, len(ranks["rank_full"].dropna()) + 1)))
+    assert sorted(ranks["rank_full"].dropna()) == pytest.approx(
+        list(range(1, len(ranks["rank_full"].dropna()) + 1))
+    )
 
 
 def test_gene_programs_for_each_latent_and_enrichment_against_go(run):
@@ -173,7 +224,10 @@ def test_gene_programs_for_each_latent_and_enrichment_against_go(run):
     assert {"shared", "unique_tf_activity", "unique_kpnn_full"} & set(enr["program"])
     tested = enr[enr["Term"].notna()]
     assert len(tested) and (tested["Gene_set"] == "GO_BP").all()
-    assert tested["P-value"].between(0, 1).all() and (tested["Adjusted P-value"] >= tested["P-value"] - 1e-12).all()
+    assert (
+        tested["P-value"].between(0, 1).all()
+        and (tested["Adjusted P-value"] >= tested["P-value"] - 1e-12).all()
+    )
 
 
 def test_missing_representations_are_skipped_and_named(run, tmp_path):
@@ -183,12 +237,22 @@ def test_missing_representations_are_skipped_and_named(run, tmp_path):
         src = storage / name
         if src.is_dir():
             shutil.copytree(src, tmp_path / name)
-    result = materialize(["embeddings", "clustering_scores"], tmp_path, instance,
-                         run_config=ops("embeddings", "clustering_scores"))
+    result = materialize(
+        ["embeddings", "clustering_scores"],
+        tmp_path,
+        instance,
+        run_config=ops("embeddings", "clustering_scores"),
+    )
     assert result.success
-    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    meta = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
     assert set(meta["embeddings"]["skipped"].value) == {"tf_activity", "kpnn_full", "kpnn_pruned"}
-    assert set(read_table(tmp_path, "clustering_scores")["representation"]) == {"observed_pca", "predicted_pca"}
+    assert set(read_table(tmp_path, "clustering_scores")["representation"]) == {
+        "observed_pca",
+        "predicted_pca",
+    }
 
 
 def test_history_allfolds_stacks_the_kpnn_folds_and_its_mean_matches(run):
@@ -201,8 +265,10 @@ def test_history_allfolds_stacks_the_kpnn_folds_and_its_mean_matches(run):
     expected = allfolds.groupby(["model", "epoch"])[["train_loss", "valid_loss", "valid_auc"]].mean()
     got = mean.set_index(["model", "epoch"]).loc[expected.index, expected.columns]
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-12)
-    assert (mean.set_index(["model", "epoch"]).loc[expected.index, "n_folds"]
-            == allfolds.groupby(["model", "epoch"]).size()).all()
+    assert (
+        mean.set_index(["model", "epoch"]).loc[expected.index, "n_folds"]
+        == allfolds.groupby(["model", "epoch"]).size()
+    ).all()
 
 
 def test_embedding_maps_cover_every_representation_and_fold(run):
@@ -216,8 +282,12 @@ def test_embedding_maps_cover_every_representation_and_fold(run):
         assert len(rows) == min(90, source["obs_name"].nunique()) and rows["cell"].is_unique
         assert set(rows["cell"]) <= set(source["obs_name"])
     assert table.groupby("representation")["fold"].nunique().to_dict() == {
-        "observed_pca": N_FOLDS, "predicted_pca": N_FOLDS, "tf_activity": N_FOLDS,
-        "kpnn_full": KPNN_FOLDS, "kpnn_pruned": KPNN_FOLDS}
+        "observed_pca": N_FOLDS,
+        "predicted_pca": N_FOLDS,
+        "tf_activity": N_FOLDS,
+        "kpnn_full": KPNN_FOLDS,
+        "kpnn_pruned": KPNN_FOLDS,
+    }
     assert (table.loc[table["representation"].str.startswith("kpnn"), "split"] == "test").all()
     assert table["cell_type"].notna().all() and table["batch"].notna().all()
     assert metadata["embedding_maps"]["skipped"].value == {}

@@ -26,8 +26,15 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("REGNET_ARTIFACTS") or ROOT / "regnet_assets_tests" / "artifacts")
 LOCATION = "regnet_assets"
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-extensions", "--no-first-run"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-extensions",
+    "--no-first-run",
+]
 
 try:
     from playwright.sync_api import sync_playwright
@@ -35,9 +42,13 @@ except ImportError:  # pragma: no cover - CI installs it (.[dev])
     sync_playwright = None
 
 pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="Python playwright is not installed (pip install .[dev])"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is missing (Debian package `chromium`; .ci/run installs it)"),
+    pytest.mark.skipif(
+        sync_playwright is None, reason="Python playwright is not installed (pip install .[dev])"
+    ),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"{CHROMIUM} is missing (Debian package `chromium`; .ci/run installs it)",
+    ),
 ]
 
 LAUNCH = """
@@ -74,13 +85,19 @@ def webserver(tmp_path_factory):
     home, storage = tmp_path_factory.mktemp("dagster_home"), tmp_path_factory.mktemp("storage")
     (home / "dagster.yaml").write_text(
         "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
-        "telemetry:\n  enabled: false\n")
+        "telemetry:\n  enabled: false\n"
+    )
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "REGNET_STORAGE": str(storage)}
     exe = shutil.which("dagster-webserver") or str(Path(sys.executable).parent / "dagster-webserver")
     log = open(home / "webserver.log", "w")
-    proc = subprocess.Popen([exe, "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [exe, "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         yield url, storage, home, proc
@@ -134,7 +151,7 @@ def _group_boxes(text: str) -> dict[str, set[int]]:
     out: dict[str, set[int]] = {}
     for i, name in enumerate(lines):
         numbers, total = [], None
-        for line in lines[i + 1:]:
+        for line in lines[i + 1 :]:
             match = re.match(r"^(\d+)( assets?\b.*)?$", line)
             if not match:
                 break
@@ -175,8 +192,9 @@ def test_lineage_graph_shows_every_group_and_asset(webserver, page):
     page.screenshot(path=str(ARTIFACTS / "lineage.png"), full_page=True)
 
     for group, assets in groups.items():  # and every asset of the group on the group's page
-        page.goto(f"{url}/locations/{LOCATION}/asset-groups/{group}/list", wait_until="networkidle",
-                  timeout=120_000)
+        page.goto(
+            f"{url}/locations/{LOCATION}/asset-groups/{group}/list", wait_until="networkidle", timeout=120_000
+        )
         page.get_by_text(sorted(assets)[0], exact=True).first.wait_for(timeout=60_000)
         shown = set(page.inner_text("body").split("\n"))
         assert assets <= shown, (group, sorted(assets - shown))
@@ -186,14 +204,19 @@ def test_lineage_graph_shows_every_group_and_asset(webserver, page):
 def test_materialize_the_dataset_group_from_the_ui(webserver, page):
     url, storage, _, _ = webserver
     dataset = sorted(_expected_groups()["dataset"])
-    page.goto(f"{url}/locations/{LOCATION}/asset-groups/dataset/lineage", wait_until="networkidle",
-              timeout=120_000)
+    page.goto(
+        f"{url}/locations/{LOCATION}/asset-groups/dataset/lineage", wait_until="networkidle", timeout=120_000
+    )
     _dismiss_popups(page)
     assert page.get_by_role("button", name=re.compile("Materialize all")).count()
 
     params = {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
-                     "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [k]} for k in dataset]},
+        "selector": {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": "__repository__",
+            "pipelineName": "__ASSET_JOB",
+            "assetSelection": [{"path": [k]} for k in dataset],
+        },
         "runConfigData": {"resources": {"dataset_config": {"config": {"preset": "small"}}}},
         "mode": "default",
         "executionMetadata": {"tags": [{"key": "regnet/test", "value": "browser"}]},
@@ -217,7 +240,9 @@ def test_materialize_the_dataset_group_from_the_ui(webserver, page):
     assert status == "SUCCESS", status
     assert (storage / "genes" / "part.parquet").exists() and (storage / "metacells" / "part.parquet").exists()
 
-    page.goto(f"{url}/locations/{LOCATION}/asset-groups/dataset/list", wait_until="networkidle", timeout=120_000)
+    page.goto(
+        f"{url}/locations/{LOCATION}/asset-groups/dataset/list", wait_until="networkidle", timeout=120_000
+    )
     page.wait_for_timeout(2000)
     _dismiss_popups(page)
     page.screenshot(path=str(ARTIFACTS / "dataset_group.png"), full_page=True)

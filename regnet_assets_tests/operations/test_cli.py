@@ -24,9 +24,13 @@ from regnet_assets.cli import main
 from regnet_assets.storage import query
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-TINY = {"ops": {"gene_models": {"config": {"epochs": 1}},
-                "tf_attribution": {"config": {"n_steps": 8}},
-                "kpnn": {"config": {"epochs": 2, "n_folds": 2, "max_cells": 300}}}}
+TINY = {
+    "ops": {
+        "gene_models": {"config": {"epochs": 1}},
+        "tf_attribution": {"config": {"n_steps": 8}},
+        "kpnn": {"config": {"epochs": 2, "n_folds": 2, "max_cells": 300}},
+    }
+}
 
 
 def regnet(*args, env=None, timeout=600):
@@ -45,8 +49,18 @@ def readme_tables() -> list[str]:
 def ran(tmp_path_factory):
     storage = tmp_path_factory.mktemp("cli") / "storage"
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "REGNET_STORAGE")}
-    proc = regnet("run", "--storage", str(storage), "--preset", "small", "--device", "cpu",
-                  "--config", json.dumps(TINY), env=env)
+    proc = regnet(
+        "run",
+        "--storage",
+        str(storage),
+        "--preset",
+        "small",
+        "--device",
+        "cpu",
+        "--config",
+        json.dumps(TINY),
+        env=env,
+    )
     return storage, env, proc
 
 
@@ -64,8 +78,10 @@ def test_regnet_sql_returns_rows_from_every_table_the_readme_lists(ran, capsys):
     tables = readme_tables()
     assert len(tables) >= 20 and "gene_models" in tables and "regulatory_network" in tables
     for table in tables:
-        assert main(["sql", "--storage", str(storage), "--format", "csv",
-                     f'SELECT * FROM "{table}" LIMIT 3']) == 0
+        assert (
+            main(["sql", "--storage", str(storage), "--format", "csv", f'SELECT * FROM "{table}" LIMIT 3'])
+            == 0
+        )
         out = capsys.readouterr().out.strip().splitlines()
         assert len(out) >= 2, f"{table}: no rows"  # header + at least one row
 
@@ -73,9 +89,25 @@ def test_regnet_sql_returns_rows_from_every_table_the_readme_lists(ran, capsys):
 def test_regnet_sql_exports_csv_and_parquet(ran, tmp_path, capsys):
     storage, _, _ = ran
     sql = "SELECT gene, status FROM gene_models ORDER BY gene"
-    assert main(["sql", "--storage", str(storage), "--format", "parquet",
-                 "--output", str(tmp_path / "g.parquet"), sql]) == 0
-    assert main(["sql", "--storage", str(storage), "--format", "csv", "--output", str(tmp_path / "g.csv"), sql]) == 0
+    assert (
+        main(
+            [
+                "sql",
+                "--storage",
+                str(storage),
+                "--format",
+                "parquet",
+                "--output",
+                str(tmp_path / "g.parquet"),
+                sql,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["sql", "--storage", str(storage), "--format", "csv", "--output", str(tmp_path / "g.csv"), sql])
+        == 0
+    )
     parquet, csv = pd.read_parquet(tmp_path / "g.parquet"), pd.read_csv(tmp_path / "g.csv")
     assert len(parquet) > 0 and parquet["gene"].tolist() == csv["gene"].tolist()
     assert main(["sql", "--storage", str(storage), "--format", "parquet", sql]) == 2  # needs --output
@@ -95,8 +127,22 @@ def test_failing_gene_exits_non_zero_naming_asset_and_gene(ran):
     storage, env, _ = ran
     with dg.DagsterInstance.from_config(str(storage / "dagster_home")) as instance:
         instance.add_dynamic_partitions("genes", ["NOT_A_GENE"])
-    proc = regnet("run", "--storage", str(storage), "--preset", "small", "--device", "cpu",
-                  "--select", "group:models", "--genes", "NOT_A_GENE", "--config", json.dumps(TINY), env=env)
+    proc = regnet(
+        "run",
+        "--storage",
+        str(storage),
+        "--preset",
+        "small",
+        "--device",
+        "cpu",
+        "--select",
+        "group:models",
+        "--genes",
+        "NOT_A_GENE",
+        "--config",
+        json.dumps(TINY),
+        env=env,
+    )
     assert proc.returncode == 1
     assert "gene_models" in proc.stderr and "NOT_A_GENE" in proc.stderr
     status = regnet("status", "--storage", str(storage), env=env)
@@ -123,7 +169,10 @@ def test_regnet_export_writes_every_readme_table_equal_to_its_duckdb_view(ran, t
         assert list(csv.columns) == list(view.columns) and len(csv) == len(view), table
         assert f"| `{table}` | {len(view)} |" in readme, table  # listed with its row count
     figures = sorted(p.name for p in (storage / "figures").glob("*.png"))
-    assert sorted(p.name for p in (out / "figures").iterdir()) == figures and "umap_tf_activity_batch.png" in figures
+    assert (
+        sorted(p.name for p in (out / "figures").iterdir()) == figures
+        and "umap_tf_activity_batch.png" in figures
+    )
     assert all(f"`figures/{name}` | made by `" in readme for name in figures)
     genes = query(storage, "SELECT gene FROM gene_models WHERE status = 'trained'")["gene"]
     checkpoints = sorted(out.glob("models/gene=*/model.pt"))
@@ -136,8 +185,10 @@ def test_regnet_export_writes_every_readme_table_equal_to_its_duckdb_view(ran, t
     partitions = query(storage, "SELECT gene FROM gene_models")["gene"]  # trained and skipped genes
     assert sorted(g for r in trained_by for g in r["genes"]) == sorted(partitions)
     assert all(r["n_genes"] == len(r["genes"]) for r in trained_by)
-    assert all(r["config"]["gene_models"]["epochs"] == 1 and r["config"]["gene_models"]["lr"] == 1e-4
-               for r in trained_by)  # given (epochs) and default (lr) settings
+    assert all(
+        r["config"]["gene_models"]["epochs"] == 1 and r["config"]["gene_models"]["lr"] == 1e-4
+        for r in trained_by
+    )  # given (epochs) and default (lr) settings
 
 
 def test_regnet_export_refuses_a_non_empty_folder_unless_forced(ran, tmp_path, monkeypatch, capsys):

@@ -30,8 +30,9 @@ def _genes(writer: int) -> list[str]:
 
 
 def _frame(gene: str, version: int) -> pd.DataFrame:
-    return pd.DataFrame({"gene": gene, "version": version, "row": range(ROWS),
-                         "value": [float(version)] * ROWS})
+    return pd.DataFrame(
+        {"gene": gene, "version": version, "row": range(ROWS), "value": [float(version)] * ROWS}
+    )
 
 
 def _writer(root: str, writer: int, go) -> int:
@@ -52,7 +53,9 @@ def _reader(root: str, stop, go) -> dict:
         try:
             table = query(Path(root), CHECK_SQL)
             stats["queries"] += 1
-            bad = table[(table["n"] != ROWS) | (table["lo"] != table["hi"]) | (table["total"] != expected_total)]
+            bad = table[
+                (table["n"] != ROWS) | (table["lo"] != table["hi"]) | (table["total"] != expected_total)
+            ]
             stats["partial"] += bad.to_dict("records")
             stats["max_genes"] = max(stats["max_genes"], len(table))
         except Exception as error:  # noqa: BLE001 - every failure is a finding
@@ -96,7 +99,9 @@ def test_writers_and_readers_in_separate_processes(tmp_path):
     assert refreshes >= 1
     final = query(root, CHECK_SQL)
     assert len(final) == WRITERS * GENES_PER_WRITER
-    assert (final["n"] == ROWS).all() and (final["lo"] == ROUNDS - 1).all() and (final["hi"] == ROUNDS - 1).all()
+    assert (
+        (final["n"] == ROWS).all() and (final["lo"] == ROUNDS - 1).all() and (final["hi"] == ROUNDS - 1).all()
+    )
     assert not [p for p in root.rglob("*.tmp")]  # no killed writer here: no temp file may remain
 
 
@@ -107,8 +112,11 @@ def test_threads_of_one_process_query_at_once(tmp_path):
         write_table(tmp_path, "predictions", _frame(gene, 0), key=gene)
     refresh_catalog(tmp_path)
     with ThreadPoolExecutor(4) as pool:
-        counts = list(pool.map(lambda _: query(tmp_path, "SELECT count(*) AS n FROM predictions")["n"].item(),
-                               range(40)))
+        counts = list(
+            pool.map(
+                lambda _: query(tmp_path, "SELECT count(*) AS n FROM predictions")["n"].item(), range(40)
+            )
+        )
     assert counts == [2 * ROWS] * 40
 
 
@@ -128,9 +136,16 @@ def _materialize_range(storage: str, home: str, genes: list[str], go) -> tuple[b
     go.wait()
     try:
         with dg.DagsterInstance.get() as instance:
-            result = materialize(MODEL_TABLES, Path(storage), instance, run_config=ONE_EPOCH,
-                                 tags={"dagster/asset_partition_range_start": genes[0],
-                                       "dagster/asset_partition_range_end": genes[-1]})
+            result = materialize(
+                MODEL_TABLES,
+                Path(storage),
+                instance,
+                run_config=ONE_EPOCH,
+                tags={
+                    "dagster/asset_partition_range_start": genes[0],
+                    "dagster/asset_partition_range_end": genes[-1],
+                },
+            )
     finally:
         # An in-process Dagster run leaves SIGTERM mapped to its SIGINT handling
         # (dagster._utils.interrupts), so this pool worker would survive Pool.terminate() and
@@ -190,8 +205,11 @@ def _table_reader(storage: str, stop, go) -> dict:
         try:
             query(Path(storage), "SELECT count(*) AS n FROM metacells")
             try:  # gene_models has no view until the first partition exists and a refresh ran
-                query(Path(storage), "SELECT gene, count(*) AS n FROM read_parquet("
-                      f"'{storage}/gene_models/**/*.parquet') GROUP BY gene")
+                query(
+                    Path(storage),
+                    "SELECT gene, count(*) AS n FROM read_parquet("
+                    f"'{storage}/gene_models/**/*.parquet') GROUP BY gene",
+                )
             except Exception as error:  # noqa: BLE001
                 if "No files found" not in str(error):
                     raise

@@ -86,11 +86,19 @@ def victim_train(storage: Path) -> None:
         missing = set(order) - complete_genes(instance, MODEL_TABLES)
         for batch in contiguous_batches(order, missing, BATCH):
             print("RUN " + json.dumps(batch), flush=True)
-            result = materialize(MODEL_TABLES, storage, instance,
-                                 run_config={"ops": {"gene_models": {"config": {"epochs": EPOCHS}}},
-                                             "loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-                                 tags={"dagster/asset_partition_range_start": batch[0],
-                                       "dagster/asset_partition_range_end": batch[-1]})
+            result = materialize(
+                MODEL_TABLES,
+                storage,
+                instance,
+                run_config={
+                    "ops": {"gene_models": {"config": {"epochs": EPOCHS}}},
+                    "loggers": {"console": {"config": {"log_level": "ERROR"}}},
+                },
+                tags={
+                    "dagster/asset_partition_range_start": batch[0],
+                    "dagster/asset_partition_range_end": batch[-1],
+                },
+            )
             assert result.success
     print("DONE", flush=True)
 
@@ -106,7 +114,11 @@ class Victim:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "regnet_assets_tests.operations.test_crash_kill", mode, str(storage)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=PROJECT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=PROJECT,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -148,8 +160,9 @@ def _temp_files(root: Path) -> set[Path]:
 def _assert_views_hide_temp_files(root: Path, table: str, expected_rows: int) -> None:
     refresh_catalog(root)
     assert query(root, f"SELECT count(*) AS n FROM {table}")["n"].item() == expected_rows
-    files = query(root, f"SELECT DISTINCT filename FROM read_parquet('{root}/{table}/**/*.parquet', "
-                        "filename=true)")["filename"]
+    files = query(
+        root, f"SELECT DISTINCT filename FROM read_parquet('{root}/{table}/**/*.parquet', filename=true)"
+    )["filename"]
     assert all(f.endswith("/part.parquet") for f in files), list(files)
 
 
@@ -203,8 +216,7 @@ def _assert_model_files_whole(storage: Path) -> None:
     from regnet_assets.science.models.trainer import load_gene_model_file
 
     metacells = query(storage, "SELECT count(*) AS n FROM metacells")["n"].item()
-    expected = {"gene_models": 1, "gene_correlation": 1, "training_history": EPOCHS,
-                "predictions": metacells}
+    expected = {"gene_models": 1, "gene_correlation": 1, "training_history": EPOCHS, "predictions": metacells}
     for table, n in expected.items():
         files = sorted((storage / table).glob("**/*.parquet"))
         for path in files:
@@ -258,8 +270,7 @@ def test_sigkill_during_batched_training_then_rerun_trains_missing_genes_only(tr
         complete = complete_genes(instance, MODEL_TABLES)
     assert len(complete) >= BATCH, killed  # the first batch survived the kills
     missing = set(genes) - complete
-    kept = {k: v for k, v in tree_digest(storage).items()
-            if any(f"gene={g}/" in k for g in complete)}
+    kept = {k: v for k, v in tree_digest(storage).items() if any(f"gene={g}/" in k for g in complete)}
 
     final = Victim("train", storage, home)
     assert final.wait_for(lambda: "DONE" in final.lines, timeout=300), final.lines

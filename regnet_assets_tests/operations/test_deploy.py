@@ -19,7 +19,11 @@ from dagster._serdes.config_class import class_from_code_pointer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-INSTANCE_FILES = [ROOT / "dagster.yaml", DEPLOY / "dagster.postgres.yaml", DEPLOY / "k8s" / "dagster-instance.yaml"]
+INSTANCE_FILES = [
+    ROOT / "dagster.yaml",
+    DEPLOY / "dagster.postgres.yaml",
+    DEPLOY / "k8s" / "dagster-instance.yaml",
+]
 
 
 def _validate_class(section: dict) -> None:
@@ -94,8 +98,11 @@ def test_object_store_views_read_the_hive_layout(tmp_path):
 
     write_table(tmp_path, "gene_models", pd.DataFrame({"gene": ["A"], "status": ["trained"]}), "A")
     write_table(tmp_path, "gene_correlation", pd.DataFrame({"gene": ["A"], "valid_spearman": [0.5]}), "A")
-    write_table(tmp_path, "regulatory_network", pd.DataFrame(
-        {"tf": ["T"], "gene": ["A"], "sign": [1], "score": [0.2], "in_network": [True]}))
+    write_table(
+        tmp_path,
+        "regulatory_network",
+        pd.DataFrame({"tf": ["T"], "gene": ["A"], "sign": [1], "score": [0.2], "in_network": [True]}),
+    )
     sql = (DEPLOY / "k8s" / "duckdb_object_store.sql").read_text().replace("{root}", str(tmp_path))
     code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
     statements = [s for s in code.split(";") if s.strip() and "httpfs" not in s and "SECRET" not in s]

@@ -25,9 +25,18 @@ from regnet_assets.storage import write_table
 
 MODELS = ["gene_models", "training_history", "predictions", "gene_correlation"]
 ATTRIBUTION = ["tf_attribution", "tf_to_gene", "attribution_delta"]
-DATASET = ["multiome", "metacell_multiome", "peak_gene_links", "motif_hits", "gene_tf_candidates",
-           "genes", "metacells", "truth_tf_gene", "truth_signalling"]
-UTC = datetime.timezone.utc
+DATASET = [
+    "multiome",
+    "metacell_multiome",
+    "peak_gene_links",
+    "motif_hits",
+    "gene_tf_candidates",
+    "genes",
+    "metacells",
+    "truth_tf_gene",
+    "truth_signalling",
+]
+UTC = datetime.UTC
 
 
 def genes_table(storage, genes):
@@ -53,7 +62,10 @@ def test_sensor_registers_only_new_genes_and_requests_contiguous_batches(tmp_pat
         runs = result.run_requests
         assert len(runs) == 3  # ceil(2 * size + 5 / size), not one run per gene
         assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in runs] == [
-            (first[0], first[size - 1]), (first[size], first[2 * size - 1]), (first[2 * size], first[-1])]
+            (first[0], first[size - 1]),
+            (first[size], first[2 * size - 1]),
+            (first[2 * size], first[-1]),
+        ]
         targets = partitioned_keys(ALL_ASSETS)
         assert all(set(r.asset_selection) == targets for r in runs)
         assert dg.AssetKey("gene_models") in targets and dg.AssetKey("tf_attribution") in targets
@@ -72,13 +84,19 @@ def test_sensor_registers_only_new_genes_and_requests_contiguous_batches(tmp_pat
 def test_contiguous_batches_never_span_a_gap():
     order = [f"g{i}" for i in range(10)]
     assert contiguous_batches(order, ["g1", "g2", "g3", "g5", "g6", "g9"], 2) == [
-        ["g1", "g2"], ["g3"], ["g5", "g6"], ["g9"]]
+        ["g1", "g2"],
+        ["g3"],
+        ["g5", "g6"],
+        ["g9"],
+    ]
 
 
 # --------------------------------------------------------------------- the nightly refresh
 def _nightly(instance, when, cursor=None):
     return dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=cursor,
+        defs=defs,
+        instance=instance,
+        cursor=cursor,
         asset_selection=dg.AssetSelection.keys(*nightly_targets(ALL_ASSETS)).without_checks(),
         evaluation_time=when,
     )
@@ -143,16 +161,20 @@ def test_backfill_of_200_genes_with_batch_50_makes_4_runs():
     # SQLite writes one "planned" event per gene and asset at launch (1,400 here), each a
     # committed transaction: on tmpfs this takes seconds instead of minutes (README, Postgres).
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    with tempfile.TemporaryDirectory(dir=shm) as home, \
-            dg.instance_for_test(overrides=queued, temp_dir=home) as instance:  # runs stay queued
+    with (
+        tempfile.TemporaryDirectory(dir=shm) as home,
+        dg.instance_for_test(overrides=queued, temp_dir=home) as instance,
+    ):  # runs stay queued
         instance.add_dynamic_partitions(GENES, genes)
         done(instance, DATASET)
         origin = InProcessCodeLocationOrigin(
             LoadableTargetOrigin(module_name="regnet_assets_tests.backfill_defs", attribute="defs"),
-            location_name="regnet_assets")
+            location_name="regnet_assets",
+        )
         with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as context:
-            backfill_id = submit_backfill(instance, asset_graph=backfill_defs.defs.resolve_asset_graph(),
-                                          assets=backfill_defs.assets)
+            backfill_id = submit_backfill(
+                instance, asset_graph=backfill_defs.defs.resolve_asset_graph(), assets=backfill_defs.assets
+            )
             list(execute_backfill_iteration(context, logging.getLogger("backfill-test")))
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         ranges = sorted((r.tags[RANGE_START], r.tags[RANGE_END]) for r in runs)
@@ -195,8 +217,9 @@ def test_up_to_date_check_is_rerun_when_the_dataset_is_updated():
         selection = dg.AssetSelection.checks(_check("up_to_date", "gene_models"))
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
         done(instance, ["peak_gene_links"])
-        second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                                   cursor=first.cursor)
+        second = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor
+        )
         assert second.total_requested == 1
 
 
@@ -245,7 +268,6 @@ def test_pools_are_created_once_before_runs_claim_them():
         assert initialize_pools(instance) == []
 
 
-
 def test_run_missing_only_trains_just_the_genes_not_done_yet(tmp_path):
     """``regnet run --missing-only`` after a run of 3 genes: the dataset is not rebuilt, only the
     other genes are trained, the summary is refreshed; a second call finds nothing to do."""
@@ -254,16 +276,28 @@ def test_run_missing_only_trains_just_the_genes_not_done_yet(tmp_path):
 
     config = {"ops": {"gene_models": {"config": {"epochs": 1}}}}
     with dg.instance_for_test() as instance:
+
         def run(**kwargs):
-            return run_graph(instance, tmp_path, DatasetResource(preset="small"), device="cpu",
-                             select="group:dataset, group:models", run_config=config,
-                             echo=lambda _: None, progress=lambda _: None, **kwargs)
+            return run_graph(
+                instance,
+                tmp_path,
+                DatasetResource(preset="small"),
+                device="cpu",
+                select="group:dataset, group:models",
+                run_config=config,
+                echo=lambda _: None,
+                progress=lambda _: None,
+                **kwargs,
+            )
 
         def latest(asset):
-            return instance.get_asset_records([dg.AssetKey(asset)])[0].asset_entry.last_materialization_storage_id
+            return instance.get_asset_records([dg.AssetKey(asset)])[
+                0
+            ].asset_entry.last_materialization_storage_id
 
-        assert run_graph(instance, tmp_path, DatasetResource(preset="small"), select="group:dataset",
-                         echo=lambda _: None).success
+        assert run_graph(
+            instance, tmp_path, DatasetResource(preset="small"), select="group:dataset", echo=lambda _: None
+        ).success
         genes = register_genes(instance, tmp_path)
         assert len(genes) > 3 and run(genes=genes[:3]).genes_done == 3
         dataset, performance = latest("multiome"), latest("model_performance")

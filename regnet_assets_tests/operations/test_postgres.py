@@ -31,11 +31,20 @@ from regnet_assets_tests.conftest import materialize
 
 POSTGRES_URL = os.environ.get("REGNET_TEST_POSTGRES_URL", "")
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-DATASET = ["multiome", "peak_gene_links", "motif_hits", "metacell_multiome", "metacells",
-           "gene_tf_candidates", "genes"]
+DATASET = [
+    "multiome",
+    "peak_gene_links",
+    "motif_hits",
+    "metacell_multiome",
+    "metacells",
+    "gene_tf_candidates",
+    "genes",
+]
 PARTITIONED = ["gene_models", "training_history", "predictions", "gene_correlation"]
-RUN_CONFIG = {"ops": {"gene_models": {"config": {"epochs": 1}}},
-              "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+RUN_CONFIG = {
+    "ops": {"gene_models": {"config": {"epochs": 1}}},
+    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+}
 WORKERS = 4
 LOCK_WORDS = ("database is locked", "could not set lock", "deadlock", "lock timeout", "conflicting lock")
 
@@ -62,8 +71,12 @@ def _run_batch(home: str, storage: str, batch: list[str]) -> dict:
 
     with dg.DagsterInstance.from_config(home) as instance:
         result = dg.materialize(
-            ALL_ASSETS, selection=PARTITIONED, instance=instance, raise_on_error=False,
-            resources=make_resources(storage, dataset_resource(), "cpu"), run_config=RUN_CONFIG,
+            ALL_ASSETS,
+            selection=PARTITIONED,
+            instance=instance,
+            raise_on_error=False,
+            resources=make_resources(storage, dataset_resource(), "cpu"),
+            run_config=RUN_CONFIG,
             tags={RANGE_START: batch[0], RANGE_END: batch[-1], "regnet/test": "concurrency"},
         )
         return {"run_id": result.run_id, "success": result.success, "failure": failure_message(result)}
@@ -105,7 +118,9 @@ def _assert_exactly_once(instance: dg.DagsterInstance, genes: list[str], storage
 
 
 def _lock_errors(results: list[dict]) -> list[str]:
-    return [r["failure"] for r in results if r["failure"] and any(w in r["failure"].lower() for w in LOCK_WORDS)]
+    return [
+        r["failure"] for r in results if r["failure"] and any(w in r["failure"].lower() for w in LOCK_WORDS)
+    ]
 
 
 def postgres_instance_yaml(url: str) -> dict:
@@ -118,8 +133,11 @@ def postgres_instance_yaml(url: str) -> dict:
     return config
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="REGNET_TEST_POSTGRES_URL is not set: no PostgreSQL server "
-                    "(.ci/run starts one on 127.0.0.1 and sets it)")
+@pytest.mark.skipif(
+    not POSTGRES_URL,
+    reason="REGNET_TEST_POSTGRES_URL is not set: no PostgreSQL server "
+    "(.ci/run starts one on 127.0.0.1 and sets it)",
+)
 def test_concurrent_backfill_on_postgres(dataset_storage, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -156,8 +174,10 @@ def test_same_concurrent_backfill_on_sqlite(dataset_storage, tmp_path):
     genes, results, storage = _concurrent_backfill(home, dataset_storage, tmp_path)
     locked = _lock_errors(results)
     if locked:
-        pytest.xfail(f"SQLite instance: {len(locked)} of {WORKERS} concurrent runs failed with a lock "
-                     f"error ({locked[0][:200]}); use the Postgres instance")
+        pytest.xfail(
+            f"SQLite instance: {len(locked)} of {WORKERS} concurrent runs failed with a lock "
+            f"error ({locked[0][:200]}); use the Postgres instance"
+        )
     assert all(r["success"] for r in results), [r["failure"] for r in results]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert _max_overlap(instance, [r["run_id"] for r in results]) >= WORKERS

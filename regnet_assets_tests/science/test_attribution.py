@@ -19,7 +19,13 @@ from regnet_assets.science.attribution.integrated_gradients import (
     reference_ig,
 )
 from regnet_assets.science.models.module import BatchedGeneModel, ModelSpec, init_gene_state
-from regnet_assets.science.models.trainer import StackedInputs, TrainConfig, predict, synthetic_gene_inputs, train_genes
+from regnet_assets.science.models.trainer import (
+    StackedInputs,
+    TrainConfig,
+    predict,
+    synthetic_gene_inputs,
+    train_genes,
+)
 
 SMALL = dict(n_filters=(8, 8), n_dims=8, n_heads=2)
 
@@ -46,7 +52,9 @@ def random_model(inputs, seq_len, seed=0):
     spec = ModelSpec(n_covariates=2, seq_len=seq_len, **SMALL)
     model = BatchedGeneModel(spec, [len(x.peak_names) for x in inputs], [len(x.tf_names) for x in inputs])
     for g, x in enumerate(inputs):
-        state = init_gene_state(spec, len(x.peak_names), len(x.tf_names), torch.Generator().manual_seed(seed + g))
+        state = init_gene_state(
+            spec, len(x.peak_names), len(x.tf_names), torch.Generator().manual_seed(seed + g)
+        )
         state["hbn_mean"] = torch.rand(spec.head_hidden) * 0.2  # non-trivial eval BatchNorm
         state["hbn_var"] = 0.5 + torch.rand(spec.head_hidden)
         model.load_gene_state(g, state)
@@ -112,8 +120,13 @@ def test_equals_captum_integrated_gradients(trained):
         tf = torch.as_tensor(x.tf_exp)
         acc, cov = torch.as_tensor(x.peak_acc), torch.as_tensor(x.covariates)
         ig = IntegratedGradients(fwd, multiply_by_inputs=True)
-        ref, delta = ig.attribute(tf, baselines=torch.zeros_like(tf), additional_forward_args=(acc, cov),
-                                  n_steps=100, return_convergence_delta=True)
+        ref, delta = ig.attribute(
+            tf,
+            baselines=torch.zeros_like(tf),
+            additional_forward_args=(acc, cov),
+            n_steps=100,
+            return_convergence_delta=True,
+        )
         ref = ref.detach().double().numpy()
         scale = np.abs(ref).max()
         np.testing.assert_allclose(a.attributions, ref, rtol=1e-5, atol=1e-6 * scale)
@@ -176,7 +189,9 @@ def test_batched_over_genes_equals_per_gene(trained):
     chunked = integrated_gradients(results, inputs, n_steps=50, genes_per_chunk=2, max_elements=5000)
     one_model = integrated_gradients(batched_model_from_checkpoints(results), inputs, n_steps=50)
     # a tiny memory budget splits one batched model into one-gene chunks and metacell chunks
-    auto_split = integrated_gradients(batched_model_from_checkpoints(results), inputs, n_steps=50, max_elements=2000)
+    auto_split = integrated_gradients(
+        batched_model_from_checkpoints(results), inputs, n_steps=50, max_elements=2000
+    )
     assert attr_mod._auto_genes_per_chunk(results, inputs, 2000) == 1
     reordered = integrated_gradients(results[::-1], inputs[::-1], n_steps=50)[::-1]
     for variant in (per_gene, chunked, one_model, auto_split, reordered):

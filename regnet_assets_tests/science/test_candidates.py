@@ -18,19 +18,23 @@ from regnet_assets.science.dataset.contract import DatasetError
 PEAKS = [f"chr1:{i * 100}-{i * 100 + 50}" for i in range(5)]  # p0..p4
 TFS = ["TF1", "TF2", "TF3", "GB", "TF1", "NOTINRNA"]  # TF1 has two motifs
 GENES = ["GA", "GB", "TF1", "TF2", "TF3"]
-HITS = np.array([
-    # TF1 TF2 TF3 GB TF1' NOTINRNA
-    [1, 0, 1, 0, 1, 1],  # p0
-    [1, 0, 0, 1, 0, 1],  # p1
-    [0, 0, 0, 0, 1, 1],  # p2
-    [0, 1, 0, 0, 0, 1],  # p3
-    [1, 1, 0, 0, 0, 1],  # p4
-])
-LINKS = pd.DataFrame({
-    "gene": ["GA", "GA", "GB", "GB", "GB", "TF1", "GA"],
-    "peak": [PEAKS[0], PEAKS[1], PEAKS[1], PEAKS[2], PEAKS[3], PEAKS[4], PEAKS[0]],  # GA-p0 twice
-    "distance": [10.0, 20.0, 5.0, 6.0, 7.0, 8.0, 30.0],
-})
+HITS = np.array(
+    [
+        # TF1 TF2 TF3 GB TF1' NOTINRNA
+        [1, 0, 1, 0, 1, 1],  # p0
+        [1, 0, 0, 1, 0, 1],  # p1
+        [0, 0, 0, 0, 1, 1],  # p2
+        [0, 1, 0, 0, 0, 1],  # p3
+        [1, 1, 0, 0, 0, 1],  # p4
+    ]
+)
+LINKS = pd.DataFrame(
+    {
+        "gene": ["GA", "GA", "GB", "GB", "GB", "TF1", "GA"],
+        "peak": [PEAKS[0], PEAKS[1], PEAKS[1], PEAKS[2], PEAKS[3], PEAKS[4], PEAKS[0]],  # GA-p0 twice
+        "distance": [10.0, 20.0, 5.0, 6.0, 7.0, 8.0, 30.0],
+    }
+)
 
 
 def rna_counts():
@@ -42,7 +46,7 @@ def rna_counts():
 
 
 EXPECTED = [
-    ("GA", "GB", 1),   # GB's motif hits p1, linked to GA
+    ("GA", "GB", 1),  # GB's motif hits p1, linked to GA
     ("GA", "TF1", 2),  # p0 and p1 (p0 hit by both TF1 motifs and listed twice: still 1 peak)
     ("GB", "TF1", 2),  # p1 (first motif) and p2 (second motif); GB itself excluded
     ("GB", "TF2", 1),  # p3
@@ -64,9 +68,7 @@ def test_hand_built_case(sparse_hits, sparse_rna):
 def test_expression_threshold_excludes_rarely_expressed_tf():
     table = gene_tf_candidates(LINKS, HITS, PEAKS, TFS, rna_counts(), GENES, min_expr_fraction=0.2)
     assert "TF2" not in set(table["tf"])
-    assert list(table.itertuples(index=False, name=None)) == [
-        r for r in EXPECTED if r[1] != "TF2"
-    ]
+    assert list(table.itertuples(index=False, name=None)) == [r for r in EXPECTED if r[1] != "TF2"]
     # TF3 is never expressed (a constant-zero input) and NOTINRNA is not an RNA gene:
     # neither qualifies even at threshold 0, where every other hit does.
     table = gene_tf_candidates(LINKS, HITS, PEAKS, TFS, rna_counts(), GENES, min_expr_fraction=0.0)
@@ -80,8 +82,7 @@ def test_agrees_with_brute_force():
     tfs = [f"G{i}" for i in rng.integers(0, 20, 12)]  # some absent from RNA, some repeated
     hits = (rng.random((40, 12)) < 0.15).astype(int)
     counts = rng.poisson(0.3, (30, 15))
-    links = pd.DataFrame({"gene": rng.choice(genes, 60), "peak": rng.choice(peaks, 60),
-                          "distance": 1.0})
+    links = pd.DataFrame({"gene": rng.choice(genes, 60), "peak": rng.choice(peaks, 60), "distance": 1.0})
     frac = (counts > 0).mean(axis=0)
     expected = []
     for gene in sorted(set(links["gene"])):
@@ -121,8 +122,9 @@ def test_candidates_from_long_tables_match_matrix_form():
     import anndata as ad
 
     coo = sp.coo_matrix(HITS)
-    long_hits = pd.DataFrame({"peak": np.asarray(PEAKS)[coo.row],
-                              "tf": np.asarray(TFS)[coo.col]}).drop_duplicates()
+    long_hits = pd.DataFrame(
+        {"peak": np.asarray(PEAKS)[coo.row], "tf": np.asarray(TFS)[coo.col]}
+    ).drop_duplicates()
     rna = ad.AnnData(rna_counts().astype(np.float32), var=pd.DataFrame(index=GENES))
     table = candidates_from_tables(LINKS, long_hits, rna, min_expr_fraction=0.05)
     assert list(table.itertuples(index=False, name=None)) == EXPECTED
@@ -132,9 +134,13 @@ def test_gene_table_counts_and_modelable():
     cands = pd.DataFrame(EXPECTED, columns=["gene", "tf", "n_peaks_hit"])
     table = gene_table(LINKS, cands, min_peaks=2)
     assert table.values.tolist() == [
-        ["GA", 2, 2, True], ["GB", 3, 2, True], ["TF1", 1, 1, False],
+        ["GA", 2, 2, True],
+        ["GB", 3, 2, True],
+        ["TF1", 1, 1, False],
     ]
     ordered = gene_table(LINKS, cands.iloc[:2], min_peaks=2, gene_order=["TF1", "GB", "X", "GA"])
     assert ordered.values.tolist() == [
-        ["TF1", 1, 0, False], ["GB", 3, 0, False], ["GA", 2, 2, True],
+        ["TF1", 1, 0, False],
+        ["GB", 3, 0, False],
+        ["GA", 2, 2, True],
     ]

@@ -6,13 +6,13 @@ import pytest
 from scipy import stats
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
+from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.science.reports.clustering import (
     clustering_scores,
     plot_scores,
     scib_batch_asw,
     summarise_scores,
 )
-from regnet_assets.science.common.figures import png_bytes
 
 
 def _toy(n=240, seed=1):
@@ -46,7 +46,8 @@ def test_subsample_is_seeded_and_shared_across_labels():
     assert row["n_cells"] == 100
     assert row["silhouette"] == pytest.approx(silhouette_score(emb[idx], ct[idx]))
     assert a.set_index("label").loc["batch", "calinski_harabasz"] == pytest.approx(
-        calinski_harabasz_score(emb[idx], batch[idx]))
+        calinski_harabasz_score(emb[idx], batch[idx])
+    )
 
 
 def test_single_class_label_gives_nan_with_reason():
@@ -97,8 +98,15 @@ def _fold_scores(n_folds):
     for rep in ("latent", "pca"):
         for fold in range(1, n_folds + 1):
             for label in ("batch", "cell_type"):
-                rows.append({"representation": rep, "fold": fold, "label": label,
-                             "silhouette": rng.normal(), "davies_bouldin": rng.uniform(1, 3)})
+                rows.append(
+                    {
+                        "representation": rep,
+                        "fold": fold,
+                        "label": label,
+                        "silhouette": rng.normal(),
+                        "davies_bouldin": rng.uniform(1, 3),
+                    }
+                )
     return pd.DataFrame(rows)
 
 

@@ -36,8 +36,9 @@ def make_mdata(sparse_rna=True, with_p2g=True, labels_where="rna", sequence=Fals
     rna = ad.AnnData(
         sp.csr_matrix(rna_x) if sparse_rna else rna_x,
         obs=obs.assign(cell_type=labels) if labels_where == "rna" else obs.copy(),
-        var=pd.DataFrame({"chrom": ["chr1", "chr1", "chr2", "chr3"],
-                          "tss": [2000, 40_000, 1000, 500]}, index=GENES),
+        var=pd.DataFrame(
+            {"chrom": ["chr1", "chr1", "chr2", "chr3"], "tss": [2000, 40_000, 1000, 500]}, index=GENES
+        ),
     )
     atac = ad.AnnData(atac_x, obs=obs.copy(), var=pd.DataFrame(index=PEAKS))
     if sequence:
@@ -50,11 +51,13 @@ def make_mdata(sparse_rna=True, with_p2g=True, labels_where="rna", sequence=Fals
     if labels_where == "global":
         m.obs["cell_type"] = labels
     if with_p2g:
-        m.uns["peak_to_gene"] = pd.DataFrame({
-            "gene": ["G0", "G0", "G0", "G1"],
-            "peak": ["chr1:3000-3200", "chr1:1000-1200", "chr1:2000-2200", "chr1:50000-50200"],
-            "distance": [1100, 900, 100, 10_100],
-        })
+        m.uns["peak_to_gene"] = pd.DataFrame(
+            {
+                "gene": ["G0", "G0", "G0", "G1"],
+                "peak": ["chr1:3000-3200", "chr1:1000-1200", "chr1:2000-2200", "chr1:50000-50200"],
+                "distance": [1100, 900, 100, 10_100],
+            }
+        )
     return m
 
 
@@ -165,8 +168,11 @@ def test_missing_modality():
 def test_cells_not_shared():
     m = make_mdata()
     m.mod["atac"].obs_names = CELLS[:4] + ["x1", "x2"]
-    raises(lambda: validate_multiome(m), "mod['rna'].obs_names / mod['atac'].obs_names",
-           "2 cells only in rna, 2 only in atac")
+    raises(
+        lambda: validate_multiome(m),
+        "mod['rna'].obs_names / mod['atac'].obs_names",
+        "2 cells only in rna, 2 only in atac",
+    )
 
 
 def test_empty_modality():
@@ -215,8 +221,11 @@ def test_bad_names(mod, names, fragment):
 
 @pytest.mark.parametrize(
     "bad, fragment",
-    [("chr1_100_200", "first 'chr1_100_200'"), ("chr1:300-200", "start < end"),
-     ("chr1:1e3-2e3", "first 'chr1:1e3-2e3'")],
+    [
+        ("chr1_100_200", "first 'chr1_100_200'"),
+        ("chr1:300-200", "start < end"),
+        ("chr1:1e3-2e3", "first 'chr1:1e3-2e3'"),
+    ],
 )
 def test_unparseable_peak_names(bad, fragment):
     m = make_mdata(with_p2g=False)
@@ -229,12 +238,14 @@ def test_unparseable_peak_names(bad, fragment):
     [
         (lambda t: t.drop(columns="distance"), "uns['peak_to_gene']", "missing ['distance']"),
         (lambda t: t.assign(gene=["G0", "G0", "G0", "NOPE"]), "uns['peak_to_gene'].gene", "'NOPE'"),
-        (lambda t: t.assign(peak=t.peak.str.replace("50000", "7")), "uns['peak_to_gene'].peak",
-         "'chr1:7-50200'"),
+        (
+            lambda t: t.assign(peak=t.peak.str.replace("50000", "7")),
+            "uns['peak_to_gene'].peak",
+            "'chr1:7-50200'",
+        ),
         (lambda t: t.assign(distance=[1, -5, 3, 4]), "uns['peak_to_gene'].distance", "-5"),
         (lambda t: t.assign(distance=[1, np.nan, 3, 4]), "uns['peak_to_gene'].distance", "1 bad"),
-        (lambda t: t.assign(distance=["1", "a", "3", "4"]), "uns['peak_to_gene'].distance",
-         "numeric"),
+        (lambda t: t.assign(distance=["1", "a", "3", "4"]), "uns['peak_to_gene'].distance", "numeric"),
     ],
 )
 def test_bad_peak_to_gene(edit, field, fragment):
@@ -246,8 +257,7 @@ def test_bad_peak_to_gene(edit, field, fragment):
 def test_no_gene_with_enough_peaks():
     m = make_mdata()
     validate_multiome(m, min_peaks=3)
-    raises(lambda: validate_multiome(m, min_peaks=4), "uns['peak_to_gene']",
-           ">= 4 linked peaks", "at most 3")
+    raises(lambda: validate_multiome(m, min_peaks=4), "uns['peak_to_gene']", ">= 4 linked peaks", "at most 3")
 
 
 def test_missing_groupby_column():
@@ -263,9 +273,11 @@ def test_groupby_with_missing_labels():
 
 @pytest.mark.parametrize(
     "seqs, fragment",
-    [(["ACGT", "ACG", "TTTT", "GGCC", "NNNN"], "lengths from 3 to 4"),
-     (["ACGT", "ACGU", "TTTT", "GGCC", "NNNN"], "'chr1:2000-2200' has 'U'"),
-     (["ACGT", None, "TTTT", "GGCC", "NNNN"], "1 missing")],
+    [
+        (["ACGT", "ACG", "TTTT", "GGCC", "NNNN"], "lengths from 3 to 4"),
+        (["ACGT", "ACGU", "TTTT", "GGCC", "NNNN"], "'chr1:2000-2200' has 'U'"),
+        (["ACGT", None, "TTTT", "GGCC", "NNNN"], "1 missing"),
+    ],
 )
 def test_bad_sequences(seqs, fragment):
     m = make_mdata(sequence=True)
@@ -292,16 +304,17 @@ def test_bad_motif_hits():
 def test_peak_to_gene_from_uns_is_sorted_and_typed():
     m = make_mdata()
     m.uns["peak_to_gene"] = pd.concat(
-        [m.uns["peak_to_gene"],
-         pd.DataFrame({"gene": ["G0"], "peak": ["chr1:2000-2200"], "distance": [5]})]
+        [m.uns["peak_to_gene"], pd.DataFrame({"gene": ["G0"], "peak": ["chr1:2000-2200"], "distance": [5]})]
     )
     table = peak_to_gene(m)
     assert list(table.columns) == ["gene", "peak", "distance"]
     assert table["distance"].dtype == np.float64
     # duplicate pair keeps its shortest distance; sorted by gene then distance
     assert table.values.tolist() == [
-        ["G0", "chr1:2000-2200", 5.0], ["G0", "chr1:1000-1200", 900.0],
-        ["G0", "chr1:3000-3200", 1100.0], ["G1", "chr1:50000-50200", 10100.0],
+        ["G0", "chr1:2000-2200", 5.0],
+        ["G0", "chr1:1000-1200", 900.0],
+        ["G0", "chr1:3000-3200", 1100.0],
+        ["G1", "chr1:50000-50200", 10100.0],
     ]
 
 
@@ -312,8 +325,10 @@ def test_peak_to_gene_derived_from_tss_window():
     # G2 tss chr2:1000 → chr2 peak midpoint 1100 (100). G3 on chr3: no peaks.
     table = peak_to_gene(m, window=10_100)
     assert table.values.tolist() == [
-        ["G0", "chr1:2000-2200", 100.0], ["G0", "chr1:1000-1200", 900.0],
-        ["G0", "chr1:3000-3200", 1100.0], ["G1", "chr1:50000-50200", 10100.0],
+        ["G0", "chr1:2000-2200", 100.0],
+        ["G0", "chr1:1000-1200", 900.0],
+        ["G0", "chr1:3000-3200", 1100.0],
+        ["G1", "chr1:50000-50200", 10100.0],
         ["G2", "chr2:1000-1200", 100.0],
     ]
     # window is inclusive at the edge, exclusive beyond it
@@ -330,9 +345,13 @@ def test_peak_to_gene_needs_a_source():
 
 
 def test_modelable_genes_threshold_and_order():
-    table = pd.DataFrame({"gene": ["B", "B", "A", "A", "A", "C", "C", "C"],
-                          "peak": ["p1", "p2", "p1", "p2", "p3", "p1", "p2", "p3"],
-                          "distance": 0.0})
+    table = pd.DataFrame(
+        {
+            "gene": ["B", "B", "A", "A", "A", "C", "C", "C"],
+            "peak": ["p1", "p2", "p1", "p2", "p3", "p1", "p2", "p3"],
+            "distance": 0.0,
+        }
+    )
     assert modelable_genes(table, min_peaks=3) == ["A", "C"]
     assert modelable_genes(table, min_peaks=3, gene_order=["C", "B", "A"]) == ["C", "A"]
     assert modelable_genes(table, min_peaks=2, gene_order=["C", "B", "A"]) == ["C", "B", "A"]

@@ -8,9 +8,9 @@ import pytest
 import requests
 from scipy.stats import false_discovery_control, hypergeom
 
-from regnet_assets.science.reports.enrichment import GSEAPY_COLUMNS, enrich_programs, plot_top_terms
 from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.science.dataset.reference_data import go_bp_gene_sets
+from regnet_assets.science.reports.enrichment import GSEAPY_COLUMNS, enrich_programs, plot_top_terms
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +41,9 @@ def test_known_go_set_ranks_first_offline():
     res = enrich_programs(pd.DataFrame({"program": "ribo", "gene": genes}), background)
     assert list(res.columns[1 : 1 + len(GSEAPY_COLUMNS)]) == GSEAPY_COLUMNS
     assert res.iloc[0]["Term"] == term and res.iloc[0]["Overlap"] == f"{len(genes)}/{len(genes)}"
-    assert res.iloc[0]["P-value"] == pytest.approx(hypergeom.sf(len(genes) - 1, len(background), len(genes), len(genes)))
+    assert res.iloc[0]["P-value"] == pytest.approx(
+        hypergeom.sf(len(genes) - 1, len(background), len(genes), len(genes))
+    )
     assert (res["Gene_set"] == "GO_BP").all() and (res["program"] == "ribo").all()
 
 
@@ -61,15 +63,20 @@ def test_background_is_respected():
     # gseapy's BH is over the 2 hit terms; padj_all_terms over all 3 testable terms
     p = res.loc[["setA", "setB"], "P-value"].to_numpy()
     np.testing.assert_allclose(res.loc[["setA", "setB"], "Adjusted P-value"], false_discovery_control(p))
-    np.testing.assert_allclose(res.loc[["setA", "setB"], "padj_all_terms"],
-                               false_discovery_control(np.r_[p, 1.0])[:2])
+    np.testing.assert_allclose(
+        res.loc[["setA", "setB"], "padj_all_terms"], false_discovery_control(np.r_[p, 1.0])[:2]
+    )
     assert (res["Gene_set"] == "toy").all()
 
 
 def test_small_programs_skipped_with_reason_and_case_insensitive():
     background = [f"G{i}" for i in range(1, 12)] + ["C1orf112"]
-    programs = pd.DataFrame({"program": ["tiny", "tiny", "mixed", "mixed", "mixed"],
-                             "gene": ["G1", "nope", "g10", "G11", "c1ORF112"]})
+    programs = pd.DataFrame(
+        {
+            "program": ["tiny", "tiny", "mixed", "mixed", "mixed"],
+            "gene": ["G1", "nope", "g10", "G11", "c1ORF112"],
+        }
+    )
     res = enrich_programs(programs, background, TOY_SETS)
     tiny = res[res["program"] == "tiny"]
     assert len(tiny) == 1 and tiny["Term"].isna().all() and "min_genes" in tiny["note"].iloc[0]
@@ -106,8 +113,9 @@ def test_gmt_path_is_read_locally(tmp_path):
 
 def test_plot_top_terms_diverging_and_single_group():
     background = [f"G{i}" for i in range(1, 12)] + ["C1orf112"] + [f"B{i}" for i in range(30)]
-    programs = pd.DataFrame({"program": ["left"] * 3 + ["right"] * 3,
-                             "gene": ["G1", "G2", "G3", "G6", "G7", "G8"]})
+    programs = pd.DataFrame(
+        {"program": ["left"] * 3 + ["right"] * 3, "gene": ["G1", "G2", "G3", "G6", "G7", "G8"]}
+    )
     res = enrich_programs(programs, background, TOY_SETS)
     fig = plot_top_terms(res, top_n=2)
     widths = [p.get_width() for p in fig.axes[0].patches]

@@ -34,13 +34,17 @@ def make_genes(spec, n_peaks, n_tfs, b, seed=0):
     rng = torch.Generator().manual_seed(seed)
     genes = []
     for i, (p, t) in enumerate(zip(n_peaks, n_tfs)):
-        genes.append(dict(
-            state=init_gene_state(spec, p, t, torch.Generator().manual_seed(100 + i)),
-            seq=sequence_onehot(torch.randint(0, 5, (p, spec.seq_len), generator=rng)) if spec.use_sequence else None,
-            acc=torch.rand(b, p, generator=rng) * 3,
-            dist=torch.rand(p, generator=rng),
-            tf=torch.rand(b, t, generator=rng) * 2,
-        ))
+        genes.append(
+            dict(
+                state=init_gene_state(spec, p, t, torch.Generator().manual_seed(100 + i)),
+                seq=sequence_onehot(torch.randint(0, 5, (p, spec.seq_len), generator=rng))
+                if spec.use_sequence
+                else None,
+                acc=torch.rand(b, p, generator=rng) * 3,
+                dist=torch.rand(p, generator=rng),
+                tf=torch.rand(b, t, generator=rng) * 2,
+            )
+        )
     cov = torch.randn(b, spec.n_covariates, generator=rng)
     return genes, cov
 
@@ -102,7 +106,9 @@ def test_padding_does_not_change_a_genes_output(use_sequence):
         pad_cols = torch.ones(padded.head1_w.shape[-1], dtype=torch.bool)
         pad_cols[padded._head_index(0)] = False
         assert torch.all(padded.head1_w.grad[0][:, pad_cols] == 0)
-        grads_a = {k: getattr(alone, k).grad[0] for k in genes[0]["state"] if getattr(alone, k).grad is not None}
+        grads_a = {
+            k: getattr(alone, k).grad[0] for k in genes[0]["state"] if getattr(alone, k).grad is not None
+        }
         for k, ga in grads_a.items():
             gp = getattr(padded, k).grad[0]
             if k == "head1_w":
@@ -158,8 +164,8 @@ def test_batched_equals_plain_torch_modules_with_sequence_copies(use_sequence):
                 continue
             if name == "qkv_b":  # softmax cancels the key bias: zero gradient, ours exactly
                 d = spec.n_dims
-                assert pg[d:2 * d].abs().max() < 1e-4 and torch.all(gb[d:2 * d] == 0)
-                gb, pg = torch.cat([gb[:d], gb[2 * d:]]), torch.cat([pg[:d], pg[2 * d:]])
+                assert pg[d : 2 * d].abs().max() < 1e-4 and torch.all(gb[d : 2 * d] == 0)
+                gb, pg = torch.cat([gb[:d], gb[2 * d :]]), torch.cat([pg[:d], pg[2 * d :]])
             scale = pg.abs().max().clamp_min(1e-3)
             assert (gb - pg).abs().max() / scale < 1e-4, name
         # running statistics: the unbiased variance uses the reference's B·P·L count

@@ -29,8 +29,10 @@ LABELS = pd.Series(["B", "B", "B", "T", "T", "T"], index=METACELLS)
 
 
 def test_tf_to_gene_statistics_and_all_group():
-    vals = {("G1", "A"): np.array([1.0, 2.0, 3.0, 0.0, 0.0, 1.0]),
-            ("G1", "R"): np.array([-4.0, -4.0, -4.0, 0.0, 0.0, 0.0])}
+    vals = {
+        ("G1", "A"): np.array([1.0, 2.0, 3.0, 0.0, 0.0, 1.0]),
+        ("G1", "R"): np.array([-4.0, -4.0, -4.0, 0.0, 0.0, 0.0]),
+    }
     out = tf_to_gene(long_table(vals, METACELLS), LABELS, n_tfs=None)
     assert list(out.columns) == ["gene", "cell_type", "tf", "mean_attr", "std_attr", "n_metacells", "rank"]
     b_a = out[(out.cell_type == "B") & (out.tf == "A")].iloc[0]
@@ -47,8 +49,12 @@ def test_tf_to_gene_statistics_and_all_group():
 
 
 def test_tf_to_gene_keeps_a_strong_repressor_that_signed_ranking_drops():
-    vals = {("G1", "ACT1"): np.full(6, 0.5), ("G1", "ACT2"): np.full(6, 0.3),
-            ("G1", "REP"): np.full(6, -2.0), ("G1", "WEAK"): np.full(6, 0.01)}
+    vals = {
+        ("G1", "ACT1"): np.full(6, 0.5),
+        ("G1", "ACT2"): np.full(6, 0.3),
+        ("G1", "REP"): np.full(6, -2.0),
+        ("G1", "WEAK"): np.full(6, 0.01),
+    }
     table = long_table(vals, METACELLS)
     fixed = tf_to_gene(table, LABELS, n_tfs=2)
     signed = tf_to_gene(table, LABELS, n_tfs=2, rank_by="signed")
@@ -69,11 +75,13 @@ def test_tf_to_gene_rejects_unlabelled_metacells():
 
 
 def test_regulatory_network_edges():
-    vals = {("G1", "A"): np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]),   # B-specific activator
-            ("G1", "R"): np.array([0.0, 0.0, 0.0, -3.0, -3.0, -3.0]),  # T-specific repressor
-            ("G1", "N"): np.array([0.01, -0.01, 0.0, 0.0, 0.0, 0.0]),  # noise
-            ("G2", "A"): np.array([2.0, 2.0, 2.0, 2.0, 2.0, 2.0]),
-            ("G2", "N"): np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.1])}
+    vals = {
+        ("G1", "A"): np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]),  # B-specific activator
+        ("G1", "R"): np.array([0.0, 0.0, 0.0, -3.0, -3.0, -3.0]),  # T-specific repressor
+        ("G1", "N"): np.array([0.01, -0.01, 0.0, 0.0, 0.0, 0.0]),  # noise
+        ("G2", "A"): np.array([2.0, 2.0, 2.0, 2.0, 2.0, 2.0]),
+        ("G2", "N"): np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.1]),
+    }
     table = long_table(vals, METACELLS)
     top = tf_to_gene(table, LABELS, n_tfs=1)
     net = regulatory_network(top, table)
@@ -91,7 +99,9 @@ def test_regulatory_network_edges():
 
 def recovery_case(n_genes=200, n_tfs=10, prevalence=0.1, seed=12345):  # not grn_recovery's seed
     rng = np.random.default_rng(seed)
-    cand = pd.DataFrame([(f"G{g}", f"T{t}") for g in range(n_genes) for t in range(n_tfs)], columns=["gene", "tf"])
+    cand = pd.DataFrame(
+        [(f"G{g}", f"T{t}") for g in range(n_genes) for t in range(n_tfs)], columns=["gene", "tf"]
+    )
     is_true = rng.random(len(cand)) < prevalence
     sign = rng.choice([-1, 1], len(cand))
     truth = cand[is_true].assign(sign=sign[is_true])
@@ -108,7 +118,9 @@ def test_grn_recovery_perfect_reversed_and_random():
     base = cand[["tf", "gene"]]
     perfect = base.assign(score=is_true.astype(float) + 0.5, sign=np.where(is_true, sign, 1))
     # distinct scores, every true edge below every false one (ties would give AP = prevalence)
-    reversed_ = base.assign(score=1.0 - is_true + 0.5 * np.random.default_rng(1).random(len(cand)), sign=-sign)
+    reversed_ = base.assign(
+        score=1.0 - is_true + 0.5 * np.random.default_rng(1).random(len(cand)), sign=-sign
+    )
     res_p = grn_recovery(perfect, truth, cand)
     res_r = grn_recovery(reversed_, truth, cand)
     p = res_p.set_index("method").loc["attribution"]
@@ -149,26 +161,39 @@ def test_grn_recovery_per_cell_type_and_correlation_baseline():
     m = 60
     labels = pd.Series(np.repeat(["B", "T"], m // 2), index=[f"m{i}" for i in range(m)])
     tf_expr = rng.normal(size=(m, 3))
-    g1 = 2 * tf_expr[:, 0] + 0.1 * rng.normal(size=m)      # T0 activates G1 everywhere
+    g1 = 2 * tf_expr[:, 0] + 0.1 * rng.normal(size=m)  # T0 activates G1 everywhere
     g2 = -tf_expr[:, 1] * (labels == "B").to_numpy() + 0.1 * rng.normal(size=m)  # T1 represses G2 in B
-    expr = pd.DataFrame(np.column_stack([tf_expr, g1, g2]), index=labels.index, columns=["T0", "T1", "T2", "G1", "G2"])
+    expr = pd.DataFrame(
+        np.column_stack([tf_expr, g1, g2]), index=labels.index, columns=["T0", "T1", "T2", "G1", "G2"]
+    )
     cand = pd.DataFrame([(g, t) for g in ("G1", "G2") for t in ("T0", "T1", "T2")], columns=["gene", "tf"])
-    truth = pd.DataFrame({"tf": ["T0", "T1"], "gene": ["G1", "G2"], "sign": [1, -1], "cell_types": ["all", "B"]})
+    truth = pd.DataFrame(
+        {"tf": ["T0", "T1"], "gene": ["G1", "G2"], "sign": [1, -1], "cell_types": ["all", "B"]}
+    )
     corr = correlation_scores(cand, expr).set_index(["tf", "gene"])
     assert corr.loc[("T0", "G1"), "r"] == pytest.approx(np.corrcoef(expr["T0"], expr["G1"])[0, 1])
     assert corr.loc[("T1", "G2"), "sign"] == -1
-    ct_scores = pd.DataFrame({
-        "tf": ["T0", "T1", "T2"] * 4, "gene": (["G1"] * 3 + ["G2"] * 3) * 2,
-        "cell_type": ["B"] * 6 + ["T"] * 6,
-        "score": [3, 0.1, 0.2, 0.1, 2, 0.3] + [3, 0.1, 0.2, 0.1, 0.05, 0.3],
-        "sign": [1, 1, 1, 1, -1, 1] + [1, 1, 1, 1, 1, 1]})
+    ct_scores = pd.DataFrame(
+        {
+            "tf": ["T0", "T1", "T2"] * 4,
+            "gene": (["G1"] * 3 + ["G2"] * 3) * 2,
+            "cell_type": ["B"] * 6 + ["T"] * 6,
+            "score": [3, 0.1, 0.2, 0.1, 2, 0.3] + [3, 0.1, 0.2, 0.1, 0.05, 0.3],
+            "sign": [1, 1, 1, 1, -1, 1] + [1, 1, 1, 1, 1, 1],
+        }
+    )
     overall = ct_scores[ct_scores.cell_type == "B"].drop(columns="cell_type")
-    res = grn_recovery(overall, truth, cand, cell_type_scores=ct_scores, expression=expr, metacell_labels=labels)
+    res = grn_recovery(
+        overall, truth, cand, cell_type_scores=ct_scores, expression=expr, metacell_labels=labels
+    )
     r = res.set_index(["method", "cell_type"])
     assert r.loc[("attribution", "B"), "n_true"] == 2 and r.loc[("attribution", "T"), "n_true"] == 1
     assert r.loc[("attribution", "B"), "auroc"] == 1.0 and r.loc[("attribution", "B"), "sign_accuracy"] == 1.0
     assert r.loc[("attribution", "T"), "auroc"] == 1.0
-    assert r.loc[("correlation", "all"), "auroc"] == 1.0 and r.loc[("correlation", "all"), "sign_accuracy"] == 1.0
+    assert (
+        r.loc[("correlation", "all"), "auroc"] == 1.0
+        and r.loc[("correlation", "all"), "sign_accuracy"] == 1.0
+    )
     assert ("correlation", "T") in r.index and ("random_expected", "B") in r.index
     assert r.loc[("random_expected", "T"), "auprc"] == pytest.approx(1 / 6)
 

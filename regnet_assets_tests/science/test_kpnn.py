@@ -15,8 +15,20 @@ def _e(pairs):
 
 
 # g1..g4 -> H1, H2 -> A, B -> R (H1 feeds both A and B)
-SMALL = _e([("g1", "H1"), ("g2", "H1"), ("g2", "H2"), ("g3", "H2"), ("g4", "B"),
-            ("H1", "A"), ("H2", "A"), ("H1", "B"), ("A", "R"), ("B", "R")])
+SMALL = _e(
+    [
+        ("g1", "H1"),
+        ("g2", "H1"),
+        ("g2", "H2"),
+        ("g3", "H2"),
+        ("g4", "B"),
+        ("H1", "A"),
+        ("H2", "A"),
+        ("H1", "B"),
+        ("A", "R"),
+        ("B", "R"),
+    ]
+)
 SMALL_IN = ["g1", "g2", "g3", "g4"]
 
 
@@ -29,13 +41,28 @@ def _one_thread():
 
 
 def test_config_validation_names_the_field():
-    for field, value in [("lr", 0.0), ("batch_size", 1), ("dropout", 1.0), ("patience", 0),
-                         ("inner_valid_fraction", 0.0), ("weight_l2", -1.0), ("dropout_rule", "x"),
-                         ("representation", "csr"), ("num_threads", 0), ("max_epochs", 0)]:
+    for field, value in [
+        ("lr", 0.0),
+        ("batch_size", 1),
+        ("dropout", 1.0),
+        ("patience", 0),
+        ("inner_valid_fraction", 0.0),
+        ("weight_l2", -1.0),
+        ("dropout_rule", "x"),
+        ("representation", "csr"),
+        ("num_threads", 0),
+        ("max_epochs", 0),
+    ]:
         with pytest.raises(ValueError, match=f"KPNNConfig.{field}"):
             KPNNConfig(**{field: value})
     cfg = KPNNConfig()
-    assert (cfg.lr, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.inner_valid_fraction) == (1e-3, 64, 200, 10, 0.1)
+    assert (cfg.lr, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.inner_valid_fraction) == (
+        1e-3,
+        64,
+        200,
+        10,
+        0.1,
+    )
 
 
 def test_network_errors():
@@ -156,8 +183,24 @@ def test_node_dropout_drops_whole_nodes():
 
 def test_kpnn_dropout_rule_protects_single_input_neurons():
     # H1 is the only input of C: dropping it would silence C, so the KPNN rule never drops it
-    e = _e([("g1", "H1"), ("g2", "H2"), ("g3", "H2"), ("g4", "H3"), ("H1", "C"), ("C", "R"),
-            ("H2", "D"), ("H3", "D"), ("D", "R"), ("g1", "E"), ("g2", "E"), ("g3", "E"), ("g4", "E"), ("E", "R")])
+    e = _e(
+        [
+            ("g1", "H1"),
+            ("g2", "H2"),
+            ("g3", "H2"),
+            ("g4", "H3"),
+            ("H1", "C"),
+            ("C", "R"),
+            ("H2", "D"),
+            ("H3", "D"),
+            ("D", "R"),
+            ("g1", "E"),
+            ("g2", "E"),
+            ("g3", "E"),
+            ("g4", "E"),
+            ("E", "R"),
+        ]
+    )
     m = KPNN(e, ["g1", "g2", "g3", "g4"], "R", dropout=0.5, dropout_rule="kpnn")
     p = dict(zip(m.hidden, m.drop_p.tolist()))
     assert p["H1"] == 0.0 and p["C"] == pytest.approx(0.3)  # R has 3 inputs (C, D, E)
@@ -254,7 +297,10 @@ def test_early_stopping_never_sees_the_test_fold():
     w0a, w0b = a.node_weights[a.node_weights.fold == 0], b.node_weights[b.node_weights.fold == 0]
     np.testing.assert_array_equal(w0a["bias"].to_numpy(), w0b["bias"].to_numpy())
     # whereas folds that train on those cells do change
-    assert not np.array_equal(a.node_weights.loc[a.node_weights.fold == 1, "bias"], b.node_weights.loc[b.node_weights.fold == 1, "bias"])
+    assert not np.array_equal(
+        a.node_weights.loc[a.node_weights.fold == 1, "bias"],
+        b.node_weights.loc[b.node_weights.fold == 1, "bias"],
+    )
 
 
 def test_cross_validate_input_errors():

@@ -26,8 +26,11 @@ def test_no_dagster_import_in_the_science_source():
 
 
 def test_science_modules_import_with_dagster_unavailable():
-    modules = [".".join(("regnet_assets",) + p.relative_to(PACKAGE).with_suffix("").parts)
-               for layer in PURE for p in sorted((PACKAGE / layer).rglob("*.py"))]
+    modules = [
+        ".".join(("regnet_assets",) + p.relative_to(PACKAGE).with_suffix("").parts)
+        for layer in PURE
+        for p in sorted((PACKAGE / layer).rglob("*.py"))
+    ]
     code = "import sys; sys.modules['dagster'] = None\n" + "\n".join(f"import {m}" for m in modules)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

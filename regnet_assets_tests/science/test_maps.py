@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regnet_assets.science.reports import maps
 from regnet_assets.science.common.figures import png_bytes
+from regnet_assets.science.reports import maps
 
 
 def _embeddings(n_per_type=30, dims=4, folds=2, seed=0) -> pd.DataFrame:
@@ -19,9 +19,20 @@ def _embeddings(n_per_type=30, dims=4, folds=2, seed=0) -> pd.DataFrame:
             centre = 0.0 if cell_type == "A" else 8.0
             split = "test" if i % 5 == fold else "train"
             for d in range(dims):
-                rows.append({"representation": "rep", "level": "metacell", "fold": fold, "split": split,
-                             "obs_name": f"m{i}", "cell_type": cell_type, "batch": f"b{i % 2}", "dim": f"PC{d + 1}",
-                             "dim_index": d, "value": centre + rng.normal()})
+                rows.append(
+                    {
+                        "representation": "rep",
+                        "level": "metacell",
+                        "fold": fold,
+                        "split": split,
+                        "obs_name": f"m{i}",
+                        "cell_type": cell_type,
+                        "batch": f"b{i % 2}",
+                        "dim": f"PC{d + 1}",
+                        "dim_index": d,
+                        "value": centre + rng.normal(),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -42,8 +53,10 @@ def test_embedding_maps_rows_labels_and_separation():
     # every observation once per fold, with its own labels and split
     labels = emb.drop_duplicates(["fold", "obs_name"]).set_index(["fold", "obs_name"])
     for col in ("cell_type", "batch", "split"):
-        assert (table.set_index(["fold", "cell"])[col] == labels[col].reindex(
-            table.set_index(["fold", "cell"]).index)).all()
+        assert (
+            table.set_index(["fold", "cell"])[col]
+            == labels[col].reindex(table.set_index(["fold", "cell"]).index)
+        ).all()
     # the two planted cell types stay apart in 2-D
     fold0 = table[table["fold"] == 0]
     centres = fold0.groupby("cell_type")[["umap1", "umap2"]].mean()

@@ -57,9 +57,7 @@ def make_mdata(seed=0):
         m = mudata.MuData({"rna": rna, "atac": atac})
     m.obs["batch"] = rng.choice(["d1", "d2"], N_CELLS)
     m.obs["condition"] = np.where(np.arange(N_CELLS) % 2 == 0, "ctrl", "stim")
-    m.uns["peak_to_gene"] = pd.DataFrame(
-        {"gene": ["G0"] * 3, "peak": peaks[:3], "distance": [1, 2, 3]}
-    )
+    m.uns["peak_to_gene"] = pd.DataFrame({"gene": ["G0"] * 3, "peak": peaks[:3], "distance": [1, 2, 3]})
     m.uns["truth_edges"] = pd.DataFrame({"tf": ["G1"], "gene": ["G0"], "sign": [1]})
     return m, pd.DataFrame(atac_x, index=cells)
 
@@ -73,7 +71,7 @@ def data():
 
 def member_lists(mc):
     M = mc.obsm["members"].tocsr()
-    return [M.indices[M.indptr[i]:M.indptr[i + 1]] for i in range(M.shape[0])]
+    return [M.indices[M.indptr[i] : M.indptr[i + 1]] for i in range(M.shape[0])]
 
 
 def test_shape_names_and_membership(data):
@@ -96,17 +94,18 @@ def test_counts_are_exact_sums_of_members(data):
     rate = m.mod["rna"].layers["true_rate"]
     cells = np.asarray(mc.uns["member_cells"])
     mc_rna = mc.mod["rna"].X.toarray()
-    mc_atac = np.asarray(mc.mod["atac"].X.toarray() if sp.issparse(mc.mod["atac"].X)
-                         else mc.mod["atac"].X)
+    mc_atac = np.asarray(mc.mod["atac"].X.toarray() if sp.issparse(mc.mod["atac"].X) else mc.mod["atac"].X)
     assert mc_atac.dtype == np.int64 and mc_rna.dtype == np.float32
     for i, members in enumerate(member_lists(mc)):
         assert np.array_equal(mc_rna[i], rna_x[members].sum(axis=0))
         # atac rows were stored in another order: sums must follow cell names, not positions
         assert np.array_equal(mc_atac[i], atac_by_cell.loc[cells[members]].to_numpy().sum(axis=0))
-        np.testing.assert_allclose(mc.mod["rna"].layers["true_rate"][i],
-                                   rate[members].astype(np.float64).sum(axis=0), rtol=1e-6)
-        np.testing.assert_allclose(mc.mod["rna"].obsm["true_tf_activity"].iloc[i],
-                                   rate[members, :2].astype(np.float64).mean(axis=0))
+        np.testing.assert_allclose(
+            mc.mod["rna"].layers["true_rate"][i], rate[members].astype(np.float64).sum(axis=0), rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            mc.mod["rna"].obsm["true_tf_activity"].iloc[i], rate[members, :2].astype(np.float64).mean(axis=0)
+        )
     assert list(mc.mod["rna"].obsm["true_tf_activity"].columns) == ["G0", "G1"]
     assert mc.obs["total_counts_rna"].tolist() == mc_rna.sum(axis=1).tolist()
     assert mc.obs["total_counts_atac"].tolist() == mc_atac.sum(axis=1).tolist()
@@ -115,15 +114,19 @@ def test_counts_are_exact_sums_of_members(data):
 def test_log_covariates_are_log10(data):
     _, _, mc = data
     for mod in ("rna", "atac"):
-        np.testing.assert_allclose(mc.obs[f"total_counts_{mod}_log"],
-                                   np.log10(mc.obs[f"total_counts_{mod}"]), rtol=1e-12)
+        np.testing.assert_allclose(
+            mc.obs[f"total_counts_{mod}_log"], np.log10(mc.obs[f"total_counts_{mod}"]), rtol=1e-12
+        )
 
 
 def test_labels_by_majority(data):
     m, _, mc = data
     cells = np.asarray(mc.uns["member_cells"])
-    sources = {"cell_type": m.mod["rna"].obs["cell_type"], "batch": m.obs["batch"],
-               "condition": m.obs["condition"]}
+    sources = {
+        "cell_type": m.mod["rna"].obs["cell_type"],
+        "batch": m.obs["batch"],
+        "condition": m.obs["condition"],
+    }
     for col, source in sources.items():
         source = source.reindex(cells).to_numpy()
         for i, members in enumerate(member_lists(mc)):
@@ -217,8 +220,11 @@ def test_clipping_and_identical_cells():
     X = np.ones((10, 4), dtype=np.float32)
     cells = [f"c{i}" for i in range(10)]
     rna = ad.AnnData(X, obs=pd.DataFrame({"cell_type": ["A"] * 10}, index=cells))
-    atac = ad.AnnData(X.copy(), obs=pd.DataFrame(index=cells),
-                      var=pd.DataFrame(index=[f"chr1:{i}-{i + 1}" for i in range(4)]))
+    atac = ad.AnnData(
+        X.copy(),
+        obs=pd.DataFrame(index=cells),
+        var=pd.DataFrame(index=[f"chr1:{i}-{i + 1}" for i in range(4)]),
+    )
     with quiet_mudata():
         twin = mudata.MuData({"rna": rna, "atac": atac})
     out = make_metacells(twin, n_metacells=10, k=3, seed=0)

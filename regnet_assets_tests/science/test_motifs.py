@@ -32,8 +32,9 @@ def naive_best(seq: str, lo: np.ndarray) -> float:
     best = -np.inf
     for s in (seq, M.reverse_complement(seq)):
         for start in range(len(s) - q.shape[1] + 1):
-            score = sum(q[idx[b], j] if b in idx else 0.0
-                        for j, b in enumerate(s[start:start + q.shape[1]]))
+            score = sum(
+                q[idx[b], j] if b in idx else 0.0 for j, b in enumerate(s[start : start + q.shape[1]])
+            )
             best = max(best, score)
     return best
 
@@ -91,8 +92,7 @@ def test_threshold_matches_brute_force(width):
             assert tail == pytest.approx((int_scores >= min(ok)).mean())
             assert tail <= p * (1 + 1e-9)
             # on the raw (undiscretised) scores the threshold is off by < width/(2R)
-            ok_raw = [v for v in np.unique(raw_scores)
-                      if (raw_scores >= v).mean() <= p * (1 + 1e-9)]
+            ok_raw = [v for v in np.unique(raw_scores) if (raw_scores >= v).mean() <= p * (1 + 1e-9)]
             if ok_raw:
                 assert abs(threshold - min(ok_raw)) <= width / (2 * M.DEFAULT_RESOLUTION) + 1e-9
 
@@ -140,7 +140,7 @@ def test_planted_consensus_and_reverse_complement_found(real_pfms):
         for site in (consensus, M.reverse_complement(consensus)):
             bg = random_sequences(rng, 1, 256)[0]
             pos = int(rng.integers(0, 256 - len(site) + 1))
-            seqs.append(bg[:pos] + site + bg[pos + len(site):])
+            seqs.append(bg[:pos] + site + bg[pos + len(site) :])
             expected.append(j)
     scan = M.scan_motifs(seqs, real_pfms)
     assert isinstance(scan.hits, sp.csr_matrix) and scan.hits.shape == (len(seqs), len(names))
@@ -167,7 +167,7 @@ def test_planted_sampled_instances_found(real_pfms):
                 site = M.reverse_complement(site)
             bg = random_sequences(rng, 1, 256)[0]
             pos = int(rng.integers(0, 256 - len(site) + 1))
-            seqs.append(bg[:pos] + site + bg[pos + len(site):])
+            seqs.append(bg[:pos] + site + bg[pos + len(site) :])
             strong = score >= thresholds[j] - 1e-9
             planted.append((j, strong))
             passing += strong

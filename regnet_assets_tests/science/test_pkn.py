@@ -53,7 +53,11 @@ def test_read_kpnn_parent_child_is_reversed(tmp_path):
     p.write_text("parent,child\nTCR,ZAP70\nZAP70,MAPK14\nMAPK14,FOXO3_gene\n")
     df = read_pkn(p)
     # computation direction: child -> parent
-    assert df[["source", "target"]].values.tolist() == [["ZAP70", "TCR"], ["MAPK14", "ZAP70"], ["FOXO3_gene", "MAPK14"]]
+    assert df[["source", "target"]].values.tolist() == [
+        ["ZAP70", "TCR"],
+        ["MAPK14", "ZAP70"],
+        ["FOXO3_gene", "MAPK14"],
+    ]
     assert (df["sign"] == 1).all()
 
 
@@ -113,15 +117,22 @@ def test_validate_reports_and_errors():
 def test_reachability_prune_keeps_only_input_to_root_paths():
     e = _edges(
         [
-            ("g1", "A", 1), ("A", "R", 1),  # on a path
+            ("g1", "A", 1),
+            ("A", "R", 1),  # on a path
             ("g1", "D", 1),  # dead end: D does not reach R
             ("Z", "A", 1),  # Z not reachable from an input
             ("R", "A", 1),  # leaves the root
-            ("g2", "B", 1), ("B", "A", 1),
+            ("g2", "B", 1),
+            ("B", "A", 1),
         ]
     )
     out = reachability_prune(e, ["g1", "g2"], "R")
-    assert sorted(map(tuple, out[["source", "target"]].values)) == [("A", "R"), ("B", "A"), ("g1", "A"), ("g2", "B")]
+    assert sorted(map(tuple, out[["source", "target"]].values)) == [
+        ("A", "R"),
+        ("B", "A"),
+        ("g1", "A"),
+        ("g2", "B"),
+    ]
 
 
 def test_is_acyclic():
@@ -133,8 +144,16 @@ def test_is_acyclic():
 
 
 def test_kpnn_from_layers_shape_and_direction():
-    sig = pd.DataFrame({"source": ["TCR", "ZAP70", "ZAP70", "LCK", "X"], "target": ["ZAP70", "NFKB1", "LCK", "ZAP70", "NFKB1"], "interaction": [1, 1, 1, -1, 1]})
-    reg = pd.DataFrame({"tf": ["NFKB1", "NFKB1", "STAT9"], "target": ["IL2", "NFKB1", "FOO"], "mor": [1, -1, 1]})
+    sig = pd.DataFrame(
+        {
+            "source": ["TCR", "ZAP70", "ZAP70", "LCK", "X"],
+            "target": ["ZAP70", "NFKB1", "LCK", "ZAP70", "NFKB1"],
+            "interaction": [1, 1, 1, -1, 1],
+        }
+    )
+    reg = pd.DataFrame(
+        {"tf": ["NFKB1", "NFKB1", "STAT9"], "target": ["IL2", "NFKB1", "FOO"], "mor": [1, -1, 1]}
+    )
     cyclic = kpnn_from_layers("TCR", sig, reg, acyclic=False)
     pairs = set(map(tuple, cyclic[["source", "target"]].values))
     assert ("IL2_gene", "NFKB1") in pairs and ("NFKB1_gene", "NFKB1") in pairs  # TF gene != TF node

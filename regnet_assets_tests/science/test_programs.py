@@ -22,8 +22,15 @@ def test_gene_ranks_orientation_and_columns():
     full = pd.Series({"a": 0.9, "b": 0.1, "c": 0.5})
     abl = pd.Series({"a": 0.2, "b": 0.3, "c": 0.4})
     df = gene_ranks(full, abl).set_index("gene")
-    assert list(df.reset_index().columns) == ["gene", "score_full", "score_ablated", "rank_full",
-                                              "rank_ablated", "rank_diff", "avg_rank"]
+    assert list(df.reset_index().columns) == [
+        "gene",
+        "score_full",
+        "score_ablated",
+        "rank_full",
+        "rank_ablated",
+        "rank_diff",
+        "avg_rank",
+    ]
     assert df.loc["a", "rank_full"] == 3 and df.loc["a", "rank_ablated"] == 1  # higher score -> higher rank
     assert df.loc["a", "rank_diff"] == 2  # positive: needs TFs
     assert df.loc["c", "avg_rank"] == 2.5
@@ -150,7 +157,9 @@ def test_program_genes_filters_and_specificity():
     row = out.set_index(["program", "gene"]).loc[("dim_0", "B")]
     assert row["loading"] == -0.8 and row["sign"] == -1 and row["rank"] == 2 and row["winner_dim"] == 0
     # no specificity: C is allowed back in
-    loose = program_genes(loadings, sd, [0, 1], top_n=3, min_frac=0.05, gene_frac=frac, specificity_ratio=None)
+    loose = program_genes(
+        loadings, sd, [0, 1], top_n=3, min_frac=0.05, gene_frac=frac, specificity_ratio=None
+    )
     assert "C" in set(loose["gene"])
 
 
@@ -162,7 +171,13 @@ def test_program_genes_rank_by_loading_x_sd_and_min_sd():
     assert list(by_sd["gene"]) == ["A", "B", "C"]  # E: 0.7 x 0.1 drops out
     assert by_sd.set_index("gene").loc["B", "score"] == pytest.approx(-0.8)
     assert "B" not in set(program_genes(loadings, sd.drop("B"), [0], top_n=6, min_frac=0)["gene"])
-    assert set(program_genes(loadings, sd, [0], top_n=6, min_frac=0, min_sd=0.5)["gene"]) == {"A", "B", "C", "D", "F"}
+    assert set(program_genes(loadings, sd, [0], top_n=6, min_frac=0, min_sd=0.5)["gene"]) == {
+        "A",
+        "B",
+        "C",
+        "D",
+        "F",
+    }
     with pytest.raises(ValueError, match="gene_frac"):
         program_genes(loadings, sd, [0])
     with pytest.raises(ValueError, match="not columns"):
@@ -177,4 +192,7 @@ def test_expression_stats_and_shared_unique():
     pd.testing.assert_frame_equal(expression_stats(sparse.csr_matrix(x), ["a", "b"]), st)
     groups = shared_unique_programs(["A", "B", "C"], ["C", "D"], names=("full", "ablated"))
     assert groups.groupby("program")["gene"].apply(list).to_dict() == {
-        "shared": ["C"], "unique_full": ["A", "B"], "unique_ablated": ["D"]}
+        "shared": ["C"],
+        "unique_full": ["A", "B"],
+        "unique_ablated": ["D"],
+    }

@@ -50,7 +50,11 @@ def test_diamond(method, cycles):
     # g1 can use A or B, g2 can use B or C: keeping B alone is the unique optimum (3 edges)
     e = _e([("g1", "A"), ("g1", "B"), ("g2", "B"), ("g2", "C"), ("A", "R"), ("B", "R"), ("C", "R")])
     res = _run(e, ["g1", "g2"], "R", method, cycles)
-    assert sorted(map(tuple, res.edges[["source", "target"]].values)) == [("B", "R"), ("g1", "B"), ("g2", "B")]
+    assert sorted(map(tuple, res.edges[["source", "target"]].values)) == [
+        ("B", "R"),
+        ("g1", "B"),
+        ("g2", "B"),
+    ]
     s = res.summary
     assert s["objective"] == s["best_bound"] == 3 and s["mip_gap"] == 0
     assert (s["nodes_before"], s["edges_before"], s["nodes_after"], s["edges_after"]) == (6, 7, 4, 3)
@@ -60,12 +64,28 @@ def test_diamond(method, cycles):
 def test_graph_with_cycle(method, cycles):
     # A <-> B is a cycle. Keeping just {A, B} would give every kept node a kept successor without
     # reaching R: a model that ignores cycles returns 4 edges; the true optimum keeps A, B, C (5).
-    e = _e([("g1", "A"), ("g2", "B"), ("A", "B"), ("B", "A"), ("A", "C"), ("C", "R"), ("B", "D"), ("D", "E"), ("E", "R")])
+    e = _e(
+        [
+            ("g1", "A"),
+            ("g2", "B"),
+            ("A", "B"),
+            ("B", "A"),
+            ("A", "C"),
+            ("C", "R"),
+            ("B", "D"),
+            ("D", "E"),
+            ("E", "R"),
+        ]
+    )
     res = _run(e, ["g1", "g2"], "R", method, cycles)
     assert res.summary["objective"] == 5
     assert inputs_reach_root(res.edges, ["g1", "g2"], "R")
     assert sorted(map(tuple, res.edges[["source", "target"]].values)) == [
-        ("A", "C"), ("B", "A"), ("C", "R"), ("g1", "A"), ("g2", "B")
+        ("A", "C"),
+        ("B", "A"),
+        ("C", "R"),
+        ("g1", "A"),
+        ("g2", "B"),
     ]
 
 
@@ -171,7 +191,19 @@ def test_cut_loop_and_time_limit_repair_on_a_cycle():
     leave) is repaired into a feasible tree."""
     from regnet_assets.science.network.pruning import _Graph, _repair, _tree_from_kept
 
-    e = _e([("g1", "A"), ("g2", "B"), ("A", "B"), ("B", "A"), ("A", "C"), ("C", "R"), ("B", "D"), ("D", "E"), ("E", "R")])
+    e = _e(
+        [
+            ("g1", "A"),
+            ("g2", "B"),
+            ("A", "B"),
+            ("B", "A"),
+            ("A", "C"),
+            ("C", "R"),
+            ("B", "D"),
+            ("D", "E"),
+            ("E", "R"),
+        ]
+    )
     res = _run(e, ["g1", "g2"], "R", "structural", "cuts")
     assert res.summary["model"]["rounds"] >= 2 and res.summary["model"]["cut_rows"] > 0
 

@@ -35,10 +35,12 @@ def written(tmp_path_factory):
 def tables(m) -> dict[str, object]:
     """Everything a consumer reads, as comparable objects."""
     out = {
-        "rna_X": m["rna"].X.toarray(), "atac_X": m["atac"].X.toarray(),
+        "rna_X": m["rna"].X.toarray(),
+        "atac_X": m["atac"].X.toarray(),
         "true_rate": np.asarray(m["rna"].layers["true_rate"]),
         "obs": m.obs[["cell_type", "batch", "condition"]].astype(str),
-        "rna_var": m["rna"].var[["chrom", "tss"]], "atac_var": m["atac"].var[["sequence"]],
+        "rna_var": m["rna"].var[["chrom", "tss"]],
+        "atac_var": m["atac"].var[["sequence"]],
         "activity": m["rna"].obsm["true_tf_activity"],
     }
     for key in ("peak_to_gene", "truth_tf_gene", "truth_signalling", "truth_peaks"):
@@ -49,8 +51,7 @@ def tables(m) -> dict[str, object]:
 def assert_same(a, b):
     for key in a:
         if isinstance(a[key], pd.DataFrame):
-            pd.testing.assert_frame_equal(a[key], b[key], check_dtype=False,
-                                          check_categorical=False)
+            pd.testing.assert_frame_equal(a[key], b[key], check_dtype=False, check_categorical=False)
         else:
             np.testing.assert_array_equal(a[key], b[key])
 
@@ -74,13 +75,16 @@ def test_file_round_trip_and_identical_h5_content(sim, written):
     assert_same(tables(sim), tables(back))
     assert isinstance(back.uns["peak_to_gene"], pd.DataFrame)
     assert json.loads(back.uns["simulation_config"])["seed"] == CONFIG.seed
+
     # the two files written from the same config hold identical datasets
     def datasets(path):
         found = {}
         with h5py.File(path, "r") as handle:
-            handle.visititems(lambda name, obj: found.__setitem__(name, obj[()])
-                              if isinstance(obj, h5py.Dataset) else None)
+            handle.visititems(
+                lambda name, obj: found.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            )
         return found
+
     a, b = datasets(first), datasets(second)
     assert a.keys() == b.keys() and len(a) > 20
     for name in a:
@@ -105,7 +109,9 @@ def test_config_validation():
     with pytest.raises(ValueError, match="hierarchy"):
         SimulationConfig(n_regulators=2)
     # changing only n_tfs keeps a valid config (regulators follow the fraction)
-    assert SimulationConfig(n_tfs=20).regulators == 8 and SimulationConfig().regulators == 24  # ceil(0.4 × 60 TFs)
+    assert (
+        SimulationConfig(n_tfs=20).regulators == 8 and SimulationConfig().regulators == 24
+    )  # ceil(0.4 × 60 TFs)
     with pytest.raises(ValueError, match="peaks_per_gene"):
         SimulationConfig(peaks_per_gene=(2, 3))
 
@@ -162,8 +168,7 @@ def test_peak_to_gene_consistent_with_coordinates(sim):
     start = p2g["peak"].str.extract(r":(\d+)-")[0].astype(int)
     summit = start + CONFIG.peak_length // 2
     assert (chrom.to_numpy() == var.loc[p2g["gene"], "chrom"].to_numpy()).all()
-    np.testing.assert_array_equal(np.abs(summit - var.loc[p2g["gene"], "tss"].to_numpy()),
-                                  p2g["distance"])
+    np.testing.assert_array_equal(np.abs(summit - var.loc[p2g["gene"], "tss"].to_numpy()), p2g["distance"])
     assert (p2g["distance"] <= CONFIG.window).all()
     # recomputing the links from coordinates (the contract's fallback) gives the same table
     peaks = pd.DataFrame({"peak": sim["atac"].var_names})
@@ -198,8 +203,7 @@ def test_truth_tables_real_and_well_formed(sim):
     # signalling hierarchy: real signed PKN edges, ending on TFs that regulate targets
     sig = sim.uns["truth_signalling"]
     assert list(sig.columns) == ["source", "target", "sign", "level"]
-    pkn = set(zip(signalling_pkn()["source"], signalling_pkn()["target"],
-                  signalling_pkn()["interaction"]))
+    pkn = set(zip(signalling_pkn()["source"], signalling_pkn()["target"], signalling_pkn()["interaction"]))
     for row in sig.itertuples():
         assert (row.source, row.target, row.sign) in pkn
         assert row.source in sim["rna"].var_names and row.target in sim["rna"].var_names
@@ -240,8 +244,7 @@ def _within_type_correlations(m) -> pd.DataFrame:
     obs = m.obs
     rows = []
     for edge in m.uns["truth_tf_gene"].itertuples():
-        types = (obs["cell_type"].cat.categories if edge.cell_types == "all"
-                 else edge.cell_types.split(";"))
+        types = obs["cell_type"].cat.categories if edge.cell_types == "all" else edge.cell_types.split(";")
         for t in types:
             for b in obs["batch"].cat.categories:
                 sel = ((obs["cell_type"] == t) & (obs["batch"] == b)).to_numpy()
@@ -281,8 +284,7 @@ def test_observed_counts_carry_the_signal(sim):
 
 
 def test_condition_drives_pathway_not_decoys(sim):
-    rate = pd.DataFrame(np.log(np.asarray(sim["rna"].layers["true_rate"])),
-                        columns=sim["rna"].var_names)
+    rate = pd.DataFrame(np.log(np.asarray(sim["rna"].layers["true_rate"])), columns=sim["rna"].var_names)
     # remove library size with genes the condition cannot touch (non-regulating TFs)
     roles = sim.uns["truth_gene_roles"].set_index("gene")["role"]
     rate = rate.sub(rate[roles.index[roles == "tf_decoy"]].mean(axis=1), axis=0)

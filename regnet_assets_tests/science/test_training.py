@@ -45,19 +45,30 @@ def _metacells():
     rna = ad.AnnData(sp.csr_matrix(rna_x), obs=pd.DataFrame(index=cells), var=pd.DataFrame(index=genes))
     rna.obs["split"] = ["train"] * 7 + ["valid"] * 3  # split only in the modality's obs
     order = cells[::-1]  # atac rows in another order: inputs must follow rna's
-    atac = ad.AnnData(sp.csr_matrix(atac_x[::-1].copy()), obs=pd.DataFrame(index=order),
-                      var=pd.DataFrame({"sequence": ["ACGTACGT", "acgtNNNN", "TTTTAAAA", "GGGGCCCC",
-                                                     "ACGTRYAC", "CCCCCCCC"]}, index=peaks))
+    atac = ad.AnnData(
+        sp.csr_matrix(atac_x[::-1].copy()),
+        obs=pd.DataFrame(index=order),
+        var=pd.DataFrame(
+            {"sequence": ["ACGTACGT", "acgtNNNN", "TTTTAAAA", "GGGGCCCC", "ACGTRYAC", "CCCCCCCC"]},
+            index=peaks,
+        ),
+    )
     mdata = mu.MuData({"rna": rna, "atac": atac})
     mdata.obs["total_counts_rna_log"] = np.log10(rna_x.sum(1))
     mdata.obs["total_counts_atac_log"] = np.log10(atac_x.sum(1))
-    p2g = pd.DataFrame({
-        "gene": ["G1"] * 5 + ["G2"] * 2 + ["G3"] * 3 + ["G4"] * 3,
-        "peak": [peaks[i] for i in (3, 0, 5, 1, 3)] + peaks[:2] + peaks[:3] + peaks[:3],
-        "distance": [900.0, 50.0, 400.0, 10.0, 2000.0, 1, 2, 1, 2, 3, 1, 2, 3],
-    })  # G1 lists peak 3 twice: the minimum distance wins
-    cands = pd.DataFrame({"gene": ["G1", "G1", "G1", "G1", "G2", "G3", "G4"],
-                          "tf": ["TF2", "G1", "TF1", "NOT_IN_RNA", "TF1", "G3", "TF1"]})
+    p2g = pd.DataFrame(
+        {
+            "gene": ["G1"] * 5 + ["G2"] * 2 + ["G3"] * 3 + ["G4"] * 3,
+            "peak": [peaks[i] for i in (3, 0, 5, 1, 3)] + peaks[:2] + peaks[:3] + peaks[:3],
+            "distance": [900.0, 50.0, 400.0, 10.0, 2000.0, 1, 2, 1, 2, 3, 1, 2, 3],
+        }
+    )  # G1 lists peak 3 twice: the minimum distance wins
+    cands = pd.DataFrame(
+        {
+            "gene": ["G1", "G1", "G1", "G1", "G2", "G3", "G4"],
+            "tf": ["TF2", "G1", "TF1", "NOT_IN_RNA", "TF1", "G3", "TF1"],
+        }
+    )
     return mdata, p2g, cands, rna_x, atac_x
 
 
@@ -65,7 +76,11 @@ def test_build_gene_inputs_normalises_orders_and_skips():
     mdata, p2g, cands, rna_x, atac_x = _metacells()
     built, skipped = build_gene_inputs(mdata, p2g, cands, ["G1", "G2", "G3", "G4"])
     assert [x.gene for x in built] == ["G1"]
-    assert skipped == {"G2": "2 linked peaks (< 3)", "G3": "no candidate TFs", "G4": "gene not in rna.var_names"}
+    assert skipped == {
+        "G2": "2 linked peaks (< 3)",
+        "G3": "no candidate TFs",
+        "G4": "gene not in rna.var_names",
+    }
     g1 = built[0]
     g1.validate()
     assert g1.peak_names == ["chr1:1000-1008", "chr1:0-8", "chr1:5000-5008", "chr1:3000-3008"]
@@ -90,10 +105,22 @@ def test_build_gene_inputs_rejects_bad_split():
 
 
 # ---------------------------------------------------------------- config and helpers
-@pytest.mark.parametrize("field,value", [("lr", 0.0), ("epochs", 0), ("batch_size", 0), ("dropout", 1.0),
-                                         ("dropout", -0.1), ("weight_decay", -1.0), ("n_heads", 3),
-                                         ("min_lr", 1.0), ("genes_per_batch", 0), ("dtype", "float16"),
-                                         ("dropout_rng", "philox")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("lr", 0.0),
+        ("epochs", 0),
+        ("batch_size", 0),
+        ("dropout", 1.0),
+        ("dropout", -0.1),
+        ("weight_decay", -1.0),
+        ("n_heads", 3),
+        ("min_lr", 1.0),
+        ("genes_per_batch", 0),
+        ("dtype", "float16"),
+        ("dropout_rng", "philox"),
+    ],
+)
 def test_config_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
@@ -129,8 +156,14 @@ def test_batched_plateau_equals_torch_scheduler_per_gene():
     refs = []
     for _ in range(3):
         o = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-        refs.append((o, torch.optim.lr_scheduler.ReduceLROnPlateau(o, mode="max", patience=2, factor=0.5,
-                                                                   min_lr=1e-4)))
+        refs.append(
+            (
+                o,
+                torch.optim.lr_scheduler.ReduceLROnPlateau(
+                    o, mode="max", patience=2, factor=0.5, min_lr=1e-4
+                ),
+            )
+        )
     for row in metrics:
         mine.step(np.where(np.isnan(row), -np.inf, row), lr)
         for g, (o, s) in enumerate(refs):
@@ -141,8 +174,14 @@ def test_batched_plateau_equals_torch_scheduler_per_gene():
 
 def test_correlation_row_matches_scipy():
     rng = np.random.default_rng(1)
-    df = pd.DataFrame({"metacell": range(50), "split": ["train"] * 35 + ["valid"] * 15,
-                       "observed": rng.poisson(5, 50).astype(float), "predicted": rng.gamma(2, 2, 50)})
+    df = pd.DataFrame(
+        {
+            "metacell": range(50),
+            "split": ["train"] * 35 + ["valid"] * 15,
+            "observed": rng.poisson(5, 50).astype(float),
+            "predicted": rng.gamma(2, 2, 50),
+        }
+    )
     row = correlation_row(df)
     tr, va = df[df.split == "train"], df[df.split == "valid"]
     assert row["train_spearman"] == stats.spearmanr(tr.observed, tr.predicted).statistic
@@ -164,14 +203,17 @@ def test_gene_trained_in_a_batch_equals_gene_trained_alone():
     batched = train_genes(inputs, config)
     for k in (0, 7):
         alone = train_genes([inputs[k]], config)[0]
-        np.testing.assert_allclose(batched[k].predictions["predicted"], alone.predictions["predicted"], rtol=1e-4)
+        np.testing.assert_allclose(
+            batched[k].predictions["predicted"], alone.predictions["predicted"], rtol=1e-4
+        )
         pd.testing.assert_frame_equal(batched[k].history, alone.history, rtol=1e-4)
         assert batched[k].best_epoch == alone.best_epoch and batched[k].n_params == alone.n_params
     # the vectorised (GPU-default) dropout stream keeps the property too
     hashed = TrainConfig(**{**config.to_dict(), "dropout_rng": "hash"})
     alone = train_genes([inputs[3]], hashed)[0]
-    np.testing.assert_allclose(train_genes(inputs[:5], hashed)[3].predictions["predicted"],
-                               alone.predictions["predicted"], rtol=1e-4)
+    np.testing.assert_allclose(
+        train_genes(inputs[:5], hashed)[3].predictions["predicted"], alone.predictions["predicted"], rtol=1e-4
+    )
     # the scheduler really acted per gene (patience 0), so the check above covered it
     assert len({tuple(r.history["lr"]) for r in batched}) > 1
     # chunking into several batched runs gives the same result
@@ -181,10 +223,14 @@ def test_gene_trained_in_a_batch_equals_gene_trained_alone():
 
 
 def test_best_epoch_weights_are_a_real_copy():
-    inputs = synthetic_gene_inputs(6, n_metacells=96, peaks=(3, 6), tfs=(2, 4), seq_len=None, signal=0.4, seed=5)
+    inputs = synthetic_gene_inputs(
+        6, n_metacells=96, peaks=(3, 6), tfs=(2, 4), seq_len=None, signal=0.4, seed=5
+    )
     config = TrainConfig(**TINY, lr=2e-2, epochs=6, dropout=0.5)
     log_rates = {}
-    results = train_genes(inputs, config, progress=lambda e: log_rates.__setitem__(e["epoch"], e["log_rates"]))
+    results = train_genes(
+        inputs, config, progress=lambda e: log_rates.__setitem__(e["epoch"], e["log_rates"])
+    )
     valid = ~inputs[0].train
     n_not_last = 0
     for g, r in enumerate(results):
@@ -193,7 +239,9 @@ def test_best_epoch_weights_are_a_real_copy():
         pred = r.predictions["predicted"].to_numpy()
         np.testing.assert_allclose(np.log(pred), log_rates[r.best_epoch][g], rtol=1e-5, atol=1e-5)
         final_rho = stats.spearmanr(r.predictions["observed"][valid], pred[valid]).statistic
-        assert final_rho == pytest.approx(np.nanmax(rho), abs=1e-6) == pytest.approx(r.valid_spearman, abs=1e-6)
+        assert (
+            final_rho == pytest.approx(np.nanmax(rho), abs=1e-6) == pytest.approx(r.valid_spearman, abs=1e-6)
+        )
         assert correlation_row(r.predictions)["valid_spearman"] == pytest.approx(final_rho)
         if r.best_epoch < config.epochs:
             n_not_last += 1
@@ -208,8 +256,10 @@ def test_best_epoch_weights_are_a_real_copy():
 def test_learns_a_planted_signal_above_a_shuffled_control():
     inputs = synthetic_gene_inputs(3, n_metacells=200, peaks=(4, 6), tfs=(3, 5), seq_len=32, seed=11)
     rng = np.random.default_rng(0)
-    shuffled = [GeneInputs(**{**x.__dict__, "gene": x.gene + "_shuffled", "target": rng.permutation(x.target)})
-                for x in inputs]
+    shuffled = [
+        GeneInputs(**{**x.__dict__, "gene": x.gene + "_shuffled", "target": rng.permutation(x.target)})
+        for x in inputs
+    ]
     results = train_genes(inputs + shuffled, TrainConfig(**TINY, lr=3e-3, epochs=5))
     real = np.array([r.valid_spearman for r in results[:3]])
     control = np.array([r.valid_spearman for r in results[3:]])

@@ -29,17 +29,26 @@ def storage(tmp_path):
 
 def test_export_writes_tables_figures_models_and_a_readme(storage, tmp_path):
     out = tmp_path / "out"
-    done = export_results(storage, out, tables={"scores": TableInfo("Scores per gene.", "models", False,
-                                                                    {"score": "valid Spearman"})},
-                          figures={"plot": "made by `scores`"}, provenance={"runs": []})
+    done = export_results(
+        storage,
+        out,
+        tables={"scores": TableInfo("Scores per gene.", "models", False, {"score": "valid Spearman"})},
+        figures={"plot": "made by `scores`"},
+        provenance={"runs": []},
+    )
     assert done == {"tables": {"per_gene": 2, "scores": 2}, "figures": ["figures/plot.png"], "models": 1}
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "tables" / "scores.parquet"),
-                                  pd.DataFrame({"gene": ["A", "B"], "score": [0.5, float("nan")]}))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "tables" / "scores.parquet"),
+        pd.DataFrame({"gene": ["A", "B"], "score": [0.5, float("nan")]}),
+    )
     assert pd.read_csv(out / "tables" / "per_gene.csv")["gene"].tolist() == ["A", "B"]
     assert sorted(p.name for p in (out / "models" / "gene=A").iterdir()) == ["model.pt"]
     readme = (out / "README.md").read_text()
     assert "| `scores` | 2 | models |  | Scores per gene. |" in readme
-    assert "| `score` | DOUBLE | valid Spearman |" in readme and "| `figures/plot.png` | made by `scores` |" in readme
+    assert (
+        "| `score` | DOUBLE | valid Spearman |" in readme
+        and "| `figures/plot.png` | made by `scores` |" in readme
+    )
 
 
 def test_a_failure_half_way_leaves_the_old_folder_and_no_staging(storage, tmp_path, monkeypatch):

@@ -15,8 +15,13 @@ from regnet_assets.storage.parquet import table_files
 
 def _attributions(seed=0, genes=12, metacells=30, tfs=5) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    rows = [(f"G{g}", f"m{m:02d}", f"T{t}", float(rng.normal(loc=(-1) ** (g + t))))
-             for g in range(genes) for m in range(metacells) for t in range(tfs) if (g + t) % 4]
+    rows = [
+        (f"G{g}", f"m{m:02d}", f"T{t}", float(rng.normal(loc=(-1) ** (g + t))))
+        for g in range(genes)
+        for m in range(metacells)
+        for t in range(tfs)
+        if (g + t) % 4
+    ]
     return pd.DataFrame(rows, columns=["gene", "metacell", "tf", "attribution"])
 
 
@@ -30,10 +35,14 @@ def stored(tmp_path):
 
 
 def test_tf_activity_hand_computed():
-    attr = pd.DataFrame({"gene": ["G1", "G1", "G2", "G2", "G2", "G2"],
-                         "metacell": ["a", "b", "a", "b", "a", "b"],
-                         "tf": ["A", "A", "A", "A", "R", "R"],
-                         "attribution": [1.0, 3.0, -2.0, -4.0, 0.5, -0.5]})
+    attr = pd.DataFrame(
+        {
+            "gene": ["G1", "G1", "G2", "G2", "G2", "G2"],
+            "metacell": ["a", "b", "a", "b", "a", "b"],
+            "tf": ["A", "A", "A", "A", "R", "R"],
+            "attribution": [1.0, 3.0, -2.0, -4.0, 0.5, -0.5],
+        }
+    )
     act = rep.tf_activity(attr)
     # A: activates G1 (sign +), represses G2 (sign −): aligned a = mean(1, 2), b = mean(3, 4);
     # R on G2 has mean exactly 0, so it contributes 0.
@@ -52,7 +61,9 @@ def test_parquet_files_give_the_frame_result(stored):
 def test_the_same_as_a_pandas_groupby_and_bit_identical_twice(stored):
     attr, files = stored
     g = attr.assign(abs_attr=attr["attribution"].abs()).groupby(["tf", "gene"])
-    expected = pd.DataFrame({"score": g["abs_attr"].mean(), "mean_attr": g["attribution"].mean()}).reset_index()
+    expected = pd.DataFrame(
+        {"score": g["abs_attr"].mean(), "mean_attr": g["attribution"].mean()}
+    ).reset_index()
     scores = grn.edge_scores(files)
     np.testing.assert_allclose(scores["score"], expected["score"], rtol=1e-12)
     np.testing.assert_allclose(scores["mean_attr"], expected["mean_attr"], rtol=1e-12)
@@ -98,8 +109,9 @@ def test_a_parquet_files_input_gets_the_present_partitions_files(tmp_path):
     resources = {"tables": ParquetIOManager(storage=storage)}
     for key in ("A", "C"):
         assert dg.materialize([per_gene], partition_key=key, resources=resources).success
-    assert dg.materialize([per_gene, as_files, as_frame], selection=[as_files, as_frame],
-                          resources=resources).success
+    assert dg.materialize(
+        [per_gene, as_files, as_frame], selection=[as_files, as_frame], resources=resources
+    ).success
     assert isinstance(seen["files"], ParquetFiles)
     assert [p.parent.name for p in seen["files"]] == ["gene=A", "gene=C"]
     assert sorted(seen["frame"]["gene"]) == ["A", "A", "C", "C"]

@@ -8,7 +8,6 @@ build the TF → gene network and, on data with a known truth, score it against 
 random rankings.
 """
 
-
 import time
 
 import dagster as dg
@@ -24,9 +23,9 @@ from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
 from regnet_assets.science.attribution import integrated_gradients as attribution
 from regnet_assets.science.attribution import regulatory_network as grn
-from regnet_assets.science.models import trainer as training
-from regnet_assets.science.dataset.contract import read_multiome
 from regnet_assets.science.common.figures import png_bytes
+from regnet_assets.science.dataset.contract import read_multiome
+from regnet_assets.science.models import trainer as training
 from regnet_assets.storage.models import model_path
 from regnet_assets.storage.parquet import ParquetFiles
 
@@ -41,19 +40,27 @@ _DESCRIPTIONS = {
 
 _COLUMNS = {
     "tf_attribution": {
-        "gene": "target gene", "metacell": "metacell name", "tf": "candidate TF of the gene",
+        "gene": "target gene",
+        "metacell": "metacell name",
+        "tf": "candidate TF of the gene",
         "attribution": "Integrated Gradients of the gene's predicted log-rate w.r.t. the TF's "
-                       "expression (baseline: TF expression 0)",
+        "expression (baseline: TF expression 0)",
     },
     "tf_to_gene": {
-        "gene": "target gene", "cell_type": "cell type of the metacells ('all' = every metacell)",
-        "tf": "candidate TF", "mean_attr": "mean attribution over the cell type's metacells (signed)",
+        "gene": "target gene",
+        "cell_type": "cell type of the metacells ('all' = every metacell)",
+        "tf": "candidate TF",
+        "mean_attr": "mean attribution over the cell type's metacells (signed)",
         "std_attr": "standard deviation (ddof 0) of the attribution",
-        "n_metacells": "metacells of the cell type", "rank": "1 = largest |mean_attr| (or signed, see config)",
+        "n_metacells": "metacells of the cell type",
+        "rank": "1 = largest |mean_attr| (or signed, see config)",
     },
     "attribution_delta": {
-        "gene": "target gene", "status": "attributed | skipped", "reason": "why a gene was skipped",
-        "n_metacells": "metacells attributed", "n_tfs": "candidate TFs of the gene",
+        "gene": "target gene",
+        "status": "attributed | skipped",
+        "reason": "why a gene was skipped",
+        "n_metacells": "metacells attributed",
+        "n_tfs": "candidate TFs of the gene",
         "n_steps": "quadrature points (0 = closed-form integral)",
         "max_abs_delta": "max over metacells of |Σ attributions − (f(x) − f(baseline))|",
         "mean_abs_delta": "mean over metacells of the same",
@@ -62,7 +69,9 @@ _COLUMNS = {
         "device": "torch device",
     },
     "regulatory_network": {
-        "tf": "regulator", "gene": "target", "score": "mean |attribution| over all metacells",
+        "tf": "regulator",
+        "gene": "target",
+        "score": "mean |attribution| over all metacells",
         "sign": "+1 activates, −1 represses (sign of the mean attribution)",
         "mean_attr": "mean attribution over all metacells",
         "cell_types": "';'-joined cell types where the TF is in the gene's top n",
@@ -72,7 +81,7 @@ _COLUMNS = {
     },
     "grn_recovery": {
         "method": "regnet (attribution), correlation (|Pearson r| of log1p CP10k expression), "
-                  "random_expected (analytic), random_seeded (one draw)",
+        "random_expected (analytic), random_seeded (one draw)",
         "cell_type": "'all' or the cell type whose metacells and true edges are scored",
         "auroc": "area under the ROC curve of true TF → gene edges among the candidates",
         "auprc": "average precision (area under the precision–recall curve)",
@@ -86,38 +95,63 @@ class AttributionConfig(dg.Config):
     """Integrated Gradients and the per-cell-type summary; defaults follow the Cell2Net tutorial."""
 
     n_steps: int = Field(default=100, ge=1, description="Gauss-Legendre points on the path.")
-    method: str = Field(default="gausslegendre",
-                        description="gausslegendre (captum's default) or exact (closed-form, delta 0).")
+    method: str = Field(
+        default="gausslegendre",
+        description="gausslegendre (captum's default) or exact (closed-form, delta 0).",
+    )
     n_tfs: int = Field(default=10, ge=1, description="TFs kept per gene and cell type in tf_to_gene.")
-    signed: bool = Field(default=False,
-                         description="Rank by the signed mean as the reference does (repressors drop "
-                                     "out) instead of by |mean|.")
-    max_relative_delta: float = Field(default=0.05, gt=0,
-                                      description="Completeness check: fail when a gene's "
-                                                  "max |delta| / output range exceeds this.")
+    signed: bool = Field(
+        default=False,
+        description="Rank by the signed mean as the reference does (repressors drop "
+        "out) instead of by |mean|.",
+    )
+    max_relative_delta: float = Field(
+        default=0.05,
+        gt=0,
+        description="Completeness check: fail when a gene's max |delta| / output range exceeds this.",
+    )
 
 
 @dg.multi_asset(
-    outs={name: dg.AssetOut(group_name=GROUP, kinds={"pytorch", "parquet"} if name == "tf_attribution"
-                            else {"parquet"}, metadata=column_schema(_COLUMNS[name]),
-                            description=_DESCRIPTIONS[name])
-          for name in TABLES},
-    ins={"gene_models": dg.AssetIn(), "metacell_multiome": dg.AssetIn(),
-         "peak_gene_links": dg.AssetIn(), "gene_tf_candidates": dg.AssetIn()},
+    outs={
+        name: dg.AssetOut(
+            group_name=GROUP,
+            kinds={"pytorch", "parquet"} if name == "tf_attribution" else {"parquet"},
+            metadata=column_schema(_COLUMNS[name]),
+            description=_DESCRIPTIONS[name],
+        )
+        for name in TABLES
+    },
+    ins={
+        "gene_models": dg.AssetIn(),
+        "metacell_multiome": dg.AssetIn(),
+        "peak_gene_links": dg.AssetIn(),
+        "gene_tf_candidates": dg.AssetIn(),
+    },
     partitions_def=genes_partitions,
     backfill_policy=dg.BackfillPolicy.multi_run(GENES_PER_RUN),
     pool=GPU_POOL,
     check_specs=[
-        dg.AssetCheckSpec("attribution_complete", asset="tf_attribution",
-                          description="Each gene's convergence delta is small relative to its output range."),
-        dg.AssetCheckSpec("attribution_finite", asset="tf_attribution",
-                          description="No attribution is NaN or infinite."),
+        dg.AssetCheckSpec(
+            "attribution_complete",
+            asset="tf_attribution",
+            description="Each gene's convergence delta is small relative to its output range.",
+        ),
+        dg.AssetCheckSpec(
+            "attribution_finite", asset="tf_attribution", description="No attribution is NaN or infinite."
+        ),
     ],
 )
 def tf_attribution(
-    context: dg.AssetExecutionContext, config: AttributionConfig, gene_models: pd.DataFrame,
-    metacell_multiome: H5muRef, peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame,
-    storage: StorageResource, device: TorchDeviceResource, dataset_config: DatasetResource,
+    context: dg.AssetExecutionContext,
+    config: AttributionConfig,
+    gene_models: pd.DataFrame,
+    metacell_multiome: H5muRef,
+    peak_gene_links: pd.DataFrame,
+    gene_tf_candidates: pd.DataFrame,
+    storage: StorageResource,
+    device: TorchDeviceResource,
+    dataset_config: DatasetResource,
 ):
     """TF attributions of the run's genes (batched Integrated Gradients), per cell type, and their deltas."""
     if config.method not in ("gausslegendre", "exact"):
@@ -131,27 +165,46 @@ def tf_attribution(
 
     mc = read_multiome(metacell_multiome.path)
     labels = _labels(mc, dataset_config.groupby)
-    inputs, skipped = training.build_gene_inputs(mc, peak_gene_links, gene_tf_candidates, todo) if todo else ([], {})
+    inputs, skipped = (
+        training.build_gene_inputs(mc, peak_gene_links, gene_tf_candidates, todo) if todo else ([], {})
+    )
     if skipped:  # trained earlier, not buildable now: the dataset changed under the models
-        raise dg.Failure(f"checkpoints exist for {sorted(skipped)} but their inputs cannot be rebuilt "
-                         f"({skipped}); re-materialize gene_models for these genes")
+        raise dg.Failure(
+            f"checkpoints exist for {sorted(skipped)} but their inputs cannot be rebuilt "
+            f"({skipped}); re-materialize gene_models for these genes"
+        )
     torch_device = device.resolve()
     started = time.perf_counter()
     try:
-        results = attribution.integrated_gradients(
-            [model_path(storage.path, x.gene) for x in inputs], inputs, n_steps=config.n_steps,
-            device=torch_device, method=config.method,
-        ) if inputs else []
+        results = (
+            attribution.integrated_gradients(
+                [model_path(storage.path, x.gene) for x in inputs],
+                inputs,
+                n_steps=config.n_steps,
+                device=torch_device,
+                method=config.method,
+            )
+            if inputs
+            else []
+        )
     except ValueError as error:  # e.g. peaks/TFs of a checkpoint differ from today's dataset
-        raise dg.Failure(f"attribution failed: {error}; re-materialize gene_models if the dataset "
-                         "changed since the models were trained") from error
+        raise dg.Failure(
+            f"attribution failed: {error}; re-materialize gene_models if the dataset "
+            "changed since the models were trained"
+        ) from error
     seconds = time.perf_counter() - started
 
     tables = _tables(results, status, labels, config, torch_device)
     for name in TABLES:
-        yield dg.Output(tables[name], output_name=name,
-                        metadata={"genes_attributed": len(results), "ig_seconds": round(seconds, 3),
-                                  "device": torch_device})
+        yield dg.Output(
+            tables[name],
+            output_name=name,
+            metadata={
+                "genes_attributed": len(results),
+                "ig_seconds": round(seconds, 3),
+                "device": torch_device,
+            },
+        )
     yield from _checks(tables, config.max_relative_delta)
 
 
@@ -180,14 +233,25 @@ def _labels(mc, groupby: str) -> pd.Series:
 
 
 def _empty(table: str) -> pd.DataFrame:
-    types = {"gene": "string", "metacell": "string", "tf": "string", "cell_type": "string",
-             "reason": "string", "status": "string", "device": "string", "n_metacells": "int64",
-             "rank": "int64", "n_tfs": "int64", "n_steps": "int64"}
+    types = {
+        "gene": "string",
+        "metacell": "string",
+        "tf": "string",
+        "cell_type": "string",
+        "reason": "string",
+        "status": "string",
+        "device": "string",
+        "n_metacells": "int64",
+        "rank": "int64",
+        "n_tfs": "int64",
+        "n_steps": "int64",
+    }
     return pd.DataFrame({c: pd.Series(dtype=types.get(c, "float64")) for c in _COLUMNS[table]})
 
 
-def _tables(results, status: dict[str, str], labels: pd.Series, config: AttributionConfig,
-            torch_device: str) -> dict[str, dict[str, pd.DataFrame]]:
+def _tables(
+    results, status: dict[str, str], labels: pd.Series, config: AttributionConfig, torch_device: str
+) -> dict[str, dict[str, pd.DataFrame]]:
     """Per table, ``{gene: rows}`` for every gene of the run (skipped genes get empty rows)."""
     out: dict[str, dict[str, pd.DataFrame]] = {name: {} for name in TABLES}
     rank_by = "signed" if config.signed else "abs"
@@ -200,10 +264,23 @@ def _tables(results, status: dict[str, str], labels: pd.Series, config: Attribut
         if reason:
             out["tf_attribution"][gene] = _empty("tf_attribution")
             out["tf_to_gene"][gene] = _empty("tf_to_gene")
-            out["attribution_delta"][gene] = pd.DataFrame([{
-                "gene": gene, "status": "skipped", "reason": reason, "n_metacells": 0, "n_tfs": 0,
-                "n_steps": 0, "max_abs_delta": np.nan, "mean_abs_delta": np.nan, "output_range": np.nan,
-                "relative_delta": np.nan, "device": torch_device}])
+            out["attribution_delta"][gene] = pd.DataFrame(
+                [
+                    {
+                        "gene": gene,
+                        "status": "skipped",
+                        "reason": reason,
+                        "n_metacells": 0,
+                        "n_tfs": 0,
+                        "n_steps": 0,
+                        "max_abs_delta": np.nan,
+                        "mean_abs_delta": np.nan,
+                        "output_range": np.nan,
+                        "relative_delta": np.nan,
+                        "device": torch_device,
+                    }
+                ]
+            )
     return out
 
 
@@ -212,10 +289,19 @@ def _delta_row(r, torch_device: str) -> dict:
     max_delta = float(abs_delta.max()) if abs_delta.size else 0.0
     output_range = float(np.abs(r.f_x - r.f_baseline).max()) if abs_delta.size else 0.0
     relative = max_delta / output_range if output_range > 0 else (0.0 if max_delta == 0 else float("inf"))
-    return {"gene": r.gene, "status": "attributed", "reason": "", "n_metacells": len(r.metacells),
-            "n_tfs": len(r.tf_names), "n_steps": r.n_steps, "max_abs_delta": max_delta,
-            "mean_abs_delta": float(abs_delta.mean()) if abs_delta.size else 0.0,
-            "output_range": output_range, "relative_delta": relative, "device": torch_device}
+    return {
+        "gene": r.gene,
+        "status": "attributed",
+        "reason": "",
+        "n_metacells": len(r.metacells),
+        "n_tfs": len(r.tf_names),
+        "n_steps": r.n_steps,
+        "max_abs_delta": max_delta,
+        "mean_abs_delta": float(abs_delta.mean()) if abs_delta.size else 0.0,
+        "output_range": output_range,
+        "relative_delta": relative,
+        "device": torch_device,
+    }
 
 
 def _checks(tables, threshold: float):
@@ -224,38 +310,57 @@ def _checks(tables, threshold: float):
     over = done[~(done["relative_delta"] <= threshold)].sort_values("relative_delta", ascending=False)
     worst = done["relative_delta"].max() if len(done) else 0.0
     yield dg.AssetCheckResult(
-        check_name="attribution_complete", asset_key="tf_attribution", passed=over.empty,
-        metadata={"threshold": threshold, "max_relative_delta": float(worst),
-                  "genes_over": dg.MetadataValue.json(over["gene"].tolist()[:50]),
-                  "genes_checked": len(done)},
+        check_name="attribution_complete",
+        asset_key="tf_attribution",
+        passed=over.empty,
+        metadata={
+            "threshold": threshold,
+            "max_relative_delta": float(worst),
+            "genes_over": dg.MetadataValue.json(over["gene"].tolist()[:50]),
+            "genes_checked": len(done),
+        },
     )
     attr = [f["attribution"].to_numpy(float) for f in tables["tf_attribution"].values() if len(f)]
     values = np.concatenate(attr) if attr else np.array([])
-    bad = {g: int((~np.isfinite(f["attribution"].to_numpy(float))).sum())
-           for g, f in tables["tf_attribution"].items() if len(f)}
+    bad = {
+        g: int((~np.isfinite(f["attribution"].to_numpy(float))).sum())
+        for g, f in tables["tf_attribution"].items()
+        if len(f)
+    }
     bad = {g: n for g, n in bad.items() if n}
     yield dg.AssetCheckResult(
-        check_name="attribution_finite", asset_key="tf_attribution", passed=not bad,
-        metadata={"non_finite": int((~np.isfinite(values)).sum()), "genes": dg.MetadataValue.json(sorted(bad))},
+        check_name="attribution_finite",
+        asset_key="tf_attribution",
+        passed=not bad,
+        metadata={
+            "non_finite": int((~np.isfinite(values)).sum()),
+            "genes": dg.MetadataValue.json(sorted(bad)),
+        },
     )
 
 
 # ====================================================================== fan-in over all genes
-@dg.asset(group_name=GROUP, kinds={"parquet"},
-          metadata=column_schema(_COLUMNS["regulatory_network"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["regulatory_network"]))
 def regulatory_network(
     context: dg.AssetExecutionContext, tf_to_gene: pd.DataFrame, tf_attribution: ParquetFiles
 ) -> pd.DataFrame:
     """TF → gene edges of all genes: score, sign, cell types where the TF is in the top n, targets per TF."""
     net = grn.regulatory_network(tf_to_gene, tf_attribution, only_network=False)
     core = net[net["in_network"]]
-    top = (core.drop_duplicates("tf").sort_values(["n_targets_of_tf", "tf"], ascending=[False, True])
-           .head(10)[["tf", "n_targets_of_tf"]])
-    context.add_output_metadata({
-        "edges_in_network": len(core), "candidate_edges": len(net),
-        "genes": int(net["gene"].nunique()), "tfs_in_network": int(core["tf"].nunique()),
-        "top_regulators": dg.MetadataValue.md(top.to_markdown(index=False) if len(top) else "(none)"),
-    })
+    top = (
+        core.drop_duplicates("tf")
+        .sort_values(["n_targets_of_tf", "tf"], ascending=[False, True])
+        .head(10)[["tf", "n_targets_of_tf"]]
+    )
+    context.add_output_metadata(
+        {
+            "edges_in_network": len(core),
+            "candidate_edges": len(net),
+            "genes": int(net["gene"].nunique()),
+            "tfs_in_network": int(core["tf"].nunique()),
+            "top_regulators": dg.MetadataValue.md(top.to_markdown(index=False) if len(top) else "(none)"),
+        }
+    )
     return net
 
 
@@ -266,22 +371,42 @@ class RecoveryConfig(dg.Config):
     per_cell_type: bool = Field(default=True, description="Also score each cell type separately.")
 
 
-_RECOVERY_COLUMNS = ["method", "cell_type", "n_candidates", "n_true", "auroc", "auprc", "prevalence",
-                     "sign_accuracy", "n_signed", "n_true_outside"]
+_RECOVERY_COLUMNS = [
+    "method",
+    "cell_type",
+    "n_candidates",
+    "n_true",
+    "auroc",
+    "auprc",
+    "prevalence",
+    "sign_accuracy",
+    "n_signed",
+    "n_true_outside",
+]
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["grn_recovery"]))
 def grn_recovery(
-    context: dg.AssetExecutionContext, config: RecoveryConfig, regulatory_network: pd.DataFrame,
-    tf_attribution: ParquetFiles, truth_tf_gene: pd.DataFrame, metacell_multiome: H5muRef,
-    dataset_config: DatasetResource, storage: StorageResource,
+    context: dg.AssetExecutionContext,
+    config: RecoveryConfig,
+    regulatory_network: pd.DataFrame,
+    tf_attribution: ParquetFiles,
+    truth_tf_gene: pd.DataFrame,
+    metacell_multiome: H5muRef,
+    dataset_config: DatasetResource,
+    storage: StorageResource,
 ) -> pd.DataFrame:
     """AUROC/AUPRC/sign accuracy of the network vs the true edges, beside correlation and random."""
     if truth_tf_gene.empty:
-        context.add_output_metadata({"note": "no ground truth for this dataset (truth_tf_gene is empty): "
-                                             "nothing to score"})
-        return pd.DataFrame({c: pd.Series(dtype="string" if c in ("method", "cell_type") else "float64")
-                             for c in _RECOVERY_COLUMNS})
+        context.add_output_metadata(
+            {"note": "no ground truth for this dataset (truth_tf_gene is empty): nothing to score"}
+        )
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype="string" if c in ("method", "cell_type") else "float64")
+                for c in _RECOVERY_COLUMNS
+            }
+        )
     # the candidates the models saw; truth restricted to the attributed genes
     edges = regulatory_network[["tf", "gene", "score", "sign"]]
     candidates = edges[["gene", "tf"]]
@@ -293,18 +418,35 @@ def grn_recovery(
     if config.per_cell_type:
         cell_type_scores = grn.cell_type_edge_scores(grn.tf_to_gene(tf_attribution, labels, n_tfs=None))
     table = grn.grn_recovery(
-        edges, truth, candidates, cell_type_scores=cell_type_scores, expression=expression,
-        metacell_labels=labels, method_name=METHOD_NAME, seed=config.seed,
+        edges,
+        truth,
+        candidates,
+        cell_type_scores=cell_type_scores,
+        expression=expression,
+        metacell_labels=labels,
+        method_name=METHOD_NAME,
+        seed=config.seed,
     )
-    fig = grn.plot_pr_curves(edges, truth, candidates, expression=expression, method_name=METHOD_NAME,
-                             title=f"TF → gene recovery ({edges['gene'].nunique()} genes)")
+    fig = grn.plot_pr_curves(
+        edges,
+        truth,
+        candidates,
+        expression=expression,
+        method_name=METHOD_NAME,
+        title=f"TF → gene recovery ({edges['gene'].nunique()} genes)",
+    )
     overall = table[table["cell_type"] == grn.ALL].set_index("method")
-    context.add_output_metadata({
-        **figure_metadata(storage, "grn_recovery", png_bytes(fig)),
-        "overall": dg.MetadataValue.md(overall[["auroc", "auprc", "sign_accuracy", "n_true", "n_candidates"]]
-                                       .to_markdown(floatfmt=".3f")),
-        **{f"auprc_{m}": float(overall.at[m, "auprc"]) for m in overall.index},
-    })
+    context.add_output_metadata(
+        {
+            **figure_metadata(storage, "grn_recovery", png_bytes(fig)),
+            "overall": dg.MetadataValue.md(
+                overall[["auroc", "auprc", "sign_accuracy", "n_true", "n_candidates"]].to_markdown(
+                    floatfmt=".3f"
+                )
+            ),
+            **{f"auprc_{m}": float(overall.at[m, "auprc"]) for m in overall.index},
+        }
+    )
     return table[_RECOVERY_COLUMNS]
 
 

@@ -1,6 +1,5 @@
 """The ``dataset`` group: the validated .h5mu, its metacells and the derived tables."""
 
-
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,9 +8,8 @@ import pandas as pd
 
 from regnet_assets.atomic import write_atomic
 from regnet_assets.defs.resources import DatasetResource, StorageResource
-from regnet_assets.science.dataset import candidates
+from regnet_assets.science.dataset import candidates, motifs
 from regnet_assets.science.dataset import contract as dataset
-from regnet_assets.science.dataset import motifs
 from regnet_assets.science.dataset import metacells as metacell_science
 
 GROUP = "dataset"
@@ -54,9 +52,14 @@ def multiome(
         dataset.validate_multiome(mdata, groupby=dataset_config.groupby)
     ref = _ref(path, mdata, dataset_config.simulated)
     context.add_output_metadata(
-        {"path": dg.MetadataValue.path(ref.path), "cells": ref.n_cells, "genes": ref.n_genes,
-         "peaks": ref.n_peaks, "simulated": ref.simulated,
-         "dataset_config": dg.MetadataValue.json(dataset_config.model_dump())}
+        {
+            "path": dg.MetadataValue.path(ref.path),
+            "cells": ref.n_cells,
+            "genes": ref.n_genes,
+            "peaks": ref.n_peaks,
+            "simulated": ref.simulated,
+            "dataset_config": dg.MetadataValue.json(dataset_config.model_dump()),
+        }
     )
     return ref
 
@@ -90,13 +93,19 @@ class MetacellConfig(dg.Config):
 
 @dg.asset(group_name=GROUP, io_manager_key="object_io_manager", kinds={"h5mu"})
 def metacell_multiome(
-    config: MetacellConfig, multiome: H5muRef, dataset_config: DatasetResource,
+    config: MetacellConfig,
+    multiome: H5muRef,
+    dataset_config: DatasetResource,
     storage: StorageResource,
 ) -> H5muRef:
     """Metacells: summed raw counts of each seed's kNN group, with covariates and the split."""
     mc = metacell_science.make_metacells(
-        _read(multiome), n_metacells=config.n_metacells, k=config.k,
-        groupby=dataset_config.groupby, seed=config.seed, train_fraction=config.train_fraction,
+        _read(multiome),
+        n_metacells=config.n_metacells,
+        k=config.k,
+        groupby=dataset_config.groupby,
+        seed=config.seed,
+        train_fraction=config.train_fraction,
     )
     path = storage.path / "dataset" / "metacells.h5mu"
     write_atomic(path, lambda tmp: mc.write(str(tmp)))
@@ -119,9 +128,7 @@ def gene_tf_candidates(
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"})
-def genes(
-    peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame, multiome: H5muRef
-) -> pd.DataFrame:
+def genes(peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame, multiome: H5muRef) -> pd.DataFrame:
     """Every linked gene with its peak and candidate-TF counts; ``modelable`` genes become partitions."""
     order = _read(multiome)["rna"].var_names
     return candidates.gene_table(peak_gene_links, gene_tf_candidates, gene_order=order)
@@ -146,6 +153,12 @@ def truth_signalling(multiome: H5muRef) -> pd.DataFrame:
 
 
 DATASET_TABLES = [
-    peak_gene_links, motif_hits, metacells, gene_tf_candidates, genes, truth_tf_gene, truth_signalling,
+    peak_gene_links,
+    motif_hits,
+    metacells,
+    gene_tf_candidates,
+    genes,
+    truth_tf_gene,
+    truth_signalling,
 ]
 DATASET_ASSETS = [multiome, metacell_multiome, *DATASET_TABLES]

@@ -4,7 +4,6 @@ One run trains all of its genes together (``context.partition_keys``), on the de
 resource picks, and writes each gene's rows to its own partition of every table.
 """
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -15,11 +14,11 @@ from regnet_assets.defs.metadata import column_schema, figure_metadata
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
-from regnet_assets.science.reports import histories
+from regnet_assets.science.common.figures import png_bytes
+from regnet_assets.science.dataset.contract import read_multiome
 from regnet_assets.science.models import quality as model_quality
 from regnet_assets.science.models import trainer as training
-from regnet_assets.science.dataset.contract import read_multiome
-from regnet_assets.science.common.figures import png_bytes
+from regnet_assets.science.reports import histories
 from regnet_assets.storage.models import model_path
 
 GROUP = "models"
@@ -33,27 +32,45 @@ _DESCRIPTIONS = {
 }
 _COLUMNS = {
     "gene_models": {
-        "gene": "target gene", "status": "trained | skipped", "reason": "why a gene was skipped",
-        "n_peaks": "linked peaks", "n_tfs": "candidate TFs", "n_params": "trainable parameters",
+        "gene": "target gene",
+        "status": "trained | skipped",
+        "reason": "why a gene was skipped",
+        "n_peaks": "linked peaks",
+        "n_tfs": "candidate TFs",
+        "n_params": "trainable parameters",
         "best_epoch": "epoch (1-based) with the best valid Spearman, whose weights are kept",
-        "epochs_run": "epochs trained", "train_loss": "Poisson NLL over train metacells at the best epoch",
-        "valid_loss": "Poisson NLL over valid metacells at the best epoch", "device": "torch device",
+        "epochs_run": "epochs trained",
+        "train_loss": "Poisson NLL over train metacells at the best epoch",
+        "valid_loss": "Poisson NLL over valid metacells at the best epoch",
+        "device": "torch device",
         "seconds": "wall-clock training time of the gene's chunk, shared among its genes",
     },
     "training_history": {
-        "gene": "target gene", "epoch": "epoch (1-based)", "train_loss": "Poisson NLL, train metacells (eval mode)",
-        "valid_loss": "Poisson NLL, valid metacells", "valid_spearman": "Spearman of observed vs predicted, valid",
-        "train_spearman": "the same on train metacells", "lr": "learning rate in that epoch",
+        "gene": "target gene",
+        "epoch": "epoch (1-based)",
+        "train_loss": "Poisson NLL, train metacells (eval mode)",
+        "valid_loss": "Poisson NLL, valid metacells",
+        "valid_spearman": "Spearman of observed vs predicted, valid",
+        "train_spearman": "the same on train metacells",
+        "lr": "learning rate in that epoch",
         "train_batch_loss": "mean minibatch loss during the epoch (train mode)",
     },
     "predictions": {
-        "gene": "target gene", "metacell": "metacell", "split": "train or valid",
-        "observed": "observed count", "predicted": "predicted count (exp of the log-rate)",
+        "gene": "target gene",
+        "metacell": "metacell",
+        "split": "train or valid",
+        "observed": "observed count",
+        "predicted": "predicted count (exp of the log-rate)",
     },
     "gene_correlation": {
-        "gene": "target gene", "status": "trained | skipped", "train_spearman": "scipy Spearman, train",
-        "train_pearson": "Pearson, train", "n_train": "train metacells", "valid_spearman": "scipy Spearman, valid",
-        "valid_pearson": "Pearson, valid", "n_valid": "valid metacells",
+        "gene": "target gene",
+        "status": "trained | skipped",
+        "train_spearman": "scipy Spearman, train",
+        "train_pearson": "Pearson, train",
+        "n_train": "train metacells",
+        "valid_spearman": "scipy Spearman, valid",
+        "valid_pearson": "Pearson, valid",
+        "n_valid": "valid metacells",
         "oracle_spearman": "Spearman of observed valid counts with the simulator's true rates (NaN on real data)",
     },
 }
@@ -76,10 +93,15 @@ class TrainingConfig(dg.Config):
 
     def to_science(self) -> training.TrainConfig:
         return training.TrainConfig(
-            epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
-            batch_size=self.batch_size, dropout=self.dropout,
-            scheduler_patience=self.scheduler_patience, use_sequence=self.use_sequence,
-            seed=self.seed, genes_per_batch=self.genes_per_batch,
+            epochs=self.epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            dropout=self.dropout,
+            scheduler_patience=self.scheduler_patience,
+            use_sequence=self.use_sequence,
+            seed=self.seed,
+            genes_per_batch=self.genes_per_batch,
         )
 
 
@@ -88,11 +110,20 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 
 
 @dg.multi_asset(
-    outs={name: dg.AssetOut(group_name=GROUP, kinds={"pytorch", "parquet"} if name == "gene_models"
-                            else {"parquet"}, description=_DESCRIPTIONS[name], metadata=column_schema(_COLUMNS[name]))
-          for name in TABLES},
-    ins={"metacell_multiome": dg.AssetIn(), "peak_gene_links": dg.AssetIn(),
-         "gene_tf_candidates": dg.AssetIn()},
+    outs={
+        name: dg.AssetOut(
+            group_name=GROUP,
+            kinds={"pytorch", "parquet"} if name == "gene_models" else {"parquet"},
+            description=_DESCRIPTIONS[name],
+            metadata=column_schema(_COLUMNS[name]),
+        )
+        for name in TABLES
+    },
+    ins={
+        "metacell_multiome": dg.AssetIn(),
+        "peak_gene_links": dg.AssetIn(),
+        "gene_tf_candidates": dg.AssetIn(),
+    },
     partitions_def=genes_partitions,
     backfill_policy=dg.BackfillPolicy.multi_run(GENES_PER_RUN),
     pool=GPU_POOL,
@@ -102,9 +133,13 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     ],
 )
 def gene_models(
-    context: dg.AssetExecutionContext, config: TrainingConfig, metacell_multiome: H5muRef,
-    peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame,
-    storage: StorageResource, device: TorchDeviceResource,
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    metacell_multiome: H5muRef,
+    peak_gene_links: pd.DataFrame,
+    gene_tf_candidates: pd.DataFrame,
+    storage: StorageResource,
+    device: TorchDeviceResource,
 ):
     """Train the run's genes together; one row per gene and its history, predictions, correlation."""
     genes = list(context.partition_keys)
@@ -112,8 +147,10 @@ def gene_models(
     known = set(peak_gene_links["gene"])
     unknown = [g for g in genes if g not in known]
     if len(unknown) == len(genes):
-        raise dg.Failure(description=f"unknown gene partition(s) {unknown}: not linked to any peak "
-                         "in the dataset's peak_gene_links; nothing was trained")
+        raise dg.Failure(
+            description=f"unknown gene partition(s) {unknown}: not linked to any peak "
+            "in the dataset's peak_gene_links; nothing was trained"
+        )
     inputs, skipped = training.build_gene_inputs(
         mc, peak_gene_links, gene_tf_candidates, [g for g in genes if g in known]
     )
@@ -140,12 +177,24 @@ def _tables(results, skipped: dict[str, str], mc) -> dict[str, dict[str, pd.Data
     true_rate = mc["rna"].layers["true_rate"] if "true_rate" in mc["rna"].layers else None
     out: dict[str, dict[str, pd.DataFrame]] = {name: {} for name in TABLES}
     for r in results:
-        out["gene_models"][r.gene] = pd.DataFrame([{
-            "gene": r.gene, "status": "trained", "reason": "", "n_peaks": r.n_peaks,
-            "n_tfs": r.n_tfs, "n_params": r.n_params, "best_epoch": r.best_epoch,
-            "epochs_run": r.epochs_run, "train_loss": r.train_loss, "valid_loss": r.valid_loss,
-            "device": r.device, "seconds": r.seconds,
-        }])
+        out["gene_models"][r.gene] = pd.DataFrame(
+            [
+                {
+                    "gene": r.gene,
+                    "status": "trained",
+                    "reason": "",
+                    "n_peaks": r.n_peaks,
+                    "n_tfs": r.n_tfs,
+                    "n_params": r.n_params,
+                    "best_epoch": r.best_epoch,
+                    "epochs_run": r.epochs_run,
+                    "train_loss": r.train_loss,
+                    "valid_loss": r.valid_loss,
+                    "device": r.device,
+                    "seconds": r.seconds,
+                }
+            ]
+        )
         out["training_history"][r.gene] = r.history.assign(gene=r.gene)
         out["predictions"][r.gene] = r.predictions.assign(gene=r.gene)
         row = training.correlation_row(r.predictions)
@@ -166,8 +215,9 @@ def _oracle(predictions: pd.DataFrame, mc, true_rate, gene: str) -> float:
     valid = predictions[predictions["split"] == "valid"]
     rows = mc["rna"].obs_names.get_indexer(valid["metacell"])
     column = mc["rna"].var_names.get_loc(gene)
-    rate = np.asarray(true_rate[rows, column].todense() if hasattr(true_rate, "todense")
-                      else true_rate[rows, column]).ravel()
+    rate = np.asarray(
+        true_rate[rows, column].todense() if hasattr(true_rate, "todense") else true_rate[rows, column]
+    ).ravel()
     return model_quality.spearman(valid["observed"], rate)
 
 
@@ -175,24 +225,39 @@ def _checks(tables):
     preds = [f for f in tables["predictions"].values() if len(f)]
     values = pd.concat(preds)["predicted"].to_numpy(float) if preds else np.array([])
     bad = int((~np.isfinite(values)).sum())
-    yield dg.AssetCheckResult(check_name="predictions_are_finite", asset_key="predictions",
-                              passed=bad == 0, metadata={"non_finite": bad})
+    yield dg.AssetCheckResult(
+        check_name="predictions_are_finite",
+        asset_key="predictions",
+        passed=bad == 0,
+        metadata={"non_finite": bad},
+    )
     rows = pd.concat(tables["gene_correlation"].values())
     trained = rows[rows["status"] == "trained"]
     missing = trained.loc[trained["valid_spearman"].isna(), "gene"].tolist()
-    yield dg.AssetCheckResult(check_name="valid_spearman_present", asset_key="gene_correlation",
-                              passed=not missing, metadata={"missing": dg.MetadataValue.json(missing)})
+    yield dg.AssetCheckResult(
+        check_name="valid_spearman_present",
+        asset_key="gene_correlation",
+        passed=not missing,
+        metadata={"missing": dg.MetadataValue.json(missing)},
+    )
 
 
 class PerformanceConfig(dg.Config):
-    history_gene: str = Field(default="", description="Gene whose training curve is plotted; empty = the "
-                              "trained gene with the median valid Spearman (a typical one).")
+    history_gene: str = Field(
+        default="",
+        description="Gene whose training curve is plotted; empty = the "
+        "trained gene with the median valid Spearman (a typical one).",
+    )
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"})
 def model_performance(
-    context: dg.AssetExecutionContext, config: PerformanceConfig, gene_correlation: pd.DataFrame,
-    gene_models: pd.DataFrame, training_history: pd.DataFrame, storage: StorageResource,
+    context: dg.AssetExecutionContext,
+    config: PerformanceConfig,
+    gene_correlation: pd.DataFrame,
+    gene_models: pd.DataFrame,
+    training_history: pd.DataFrame,
+    storage: StorageResource,
 ) -> pd.DataFrame:
     """Summary over all genes: valid-Spearman quantiles, the seed's counts and where the best epochs
     fell; plots: train vs valid, best epochs across genes, one gene's training curve."""
@@ -202,17 +267,26 @@ def model_performance(
     gene = config.history_gene or _median_gene(trained)
     curve = training_history[training_history["gene"] == gene].sort_values("epoch")
     if curve.empty:
-        raise dg.Failure(f"PerformanceConfig.history_gene: no training history for gene {gene!r}; "
-                         f"trained genes include {sorted(models['gene'])[:10]}")
+        raise dg.Failure(
+            f"PerformanceConfig.history_gene: no training history for gene {gene!r}; "
+            f"trained genes include {sorted(models['gene'])[:10]}"
+        )
     best = models.loc[models["gene"] == gene, "best_epoch"]
-    context.add_output_metadata({
-        **figure_metadata(storage, "model_performance", png_bytes(model_quality.plot_train_vs_valid(trained))),
-        **figure_metadata(storage, "best_epochs", png_bytes(histories.plot_best_epochs(models))),
-        **figure_metadata(storage, "gene_training_curve", png_bytes(
-            histories.plot_gene_history(curve, gene, int(best.iloc[0]) if len(best) else None))),
-        "history_gene": gene,
-        "summary": dg.MetadataValue.md(summary.T.to_markdown(headers=["", "value"])),
-    })
+    context.add_output_metadata(
+        {
+            **figure_metadata(
+                storage, "model_performance", png_bytes(model_quality.plot_train_vs_valid(trained))
+            ),
+            **figure_metadata(storage, "best_epochs", png_bytes(histories.plot_best_epochs(models))),
+            **figure_metadata(
+                storage,
+                "gene_training_curve",
+                png_bytes(histories.plot_gene_history(curve, gene, int(best.iloc[0]) if len(best) else None)),
+            ),
+            "history_gene": gene,
+            "summary": dg.MetadataValue.md(summary.T.to_markdown(headers=["", "value"])),
+        }
+    )
     return summary
 
 

@@ -6,7 +6,6 @@ still reaches the root (MILP); the ``kpnn`` step trains a knowledge-primed neura
 full and on the pruned network with stratified k-fold CV, predicting the cells' condition.
 """
 
-
 import json
 import time
 
@@ -19,9 +18,9 @@ from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
-from regnet_assets.science.network import inputs as nd
-from regnet_assets.science.dataset.contract import obs_column, read_multiome
 from regnet_assets.science.common.figures import png_bytes
+from regnet_assets.science.dataset.contract import obs_column, read_multiome
+from regnet_assets.science.network import inputs as nd
 from regnet_assets.science.network.pkn import EDGE_COLUMNS, PKNError, human_kpnn, read_pkn
 from regnet_assets.storage import read_table
 
@@ -33,46 +32,80 @@ _EDGE_COLUMNS = {
     "target": "node it feeds",
     "sign": "+1 activation, −1 inhibition (biological sign; carried for interpretation)",
     "origin": "where the edge comes from: truth_signalling, decoy_control, signalling_pkn, "
-              "gene_tf_candidates, regulatory_network, file or human_kpnn",
+    "gene_tf_candidates, regulatory_network, file or human_kpnn",
 }
 _COLUMNS = {
     "pkn_edges": _EDGE_COLUMNS,
     "pruned_dag_edges": _EDGE_COLUMNS,
     "pruning_summary": {
-        "method": "structural or acyclic_flow", "status": "solver status: optimal, or what stopped it",
-        "root": "output node", "nodes_before": "nodes of the full network", "edges_before": "its edges",
-        "nodes_after": "nodes of the minimal DAG", "edges_after": "its edges",
+        "method": "structural or acyclic_flow",
+        "status": "solver status: optimal, or what stopped it",
+        "root": "output node",
+        "nodes_before": "nodes of the full network",
+        "edges_before": "its edges",
+        "nodes_after": "nodes of the minimal DAG",
+        "edges_after": "its edges",
         "edge_compression_pct": "100 × (1 − edges_after / edges_before)",
         "parameter_compression_pct": "100 × (1 − KPNN params after / before)",
-        "objective": "kept edges", "best_bound": "proven lower bound on kept edges",
-        "mip_gap": "(objective − best_bound) / objective", "solve_seconds": "HiGHS time",
+        "objective": "kept edges",
+        "best_bound": "proven lower bound on kept edges",
+        "mip_gap": "(objective − best_bound) / objective",
+        "solve_seconds": "HiGHS time",
         "build_seconds": "model build + compile time",
     },
     "kpnn_metrics": {
-        "network": "full or pruned", "fold": "CV fold", "accuracy": "held-out, threshold 0.5",
-        "precision": "held-out", "recall": "held-out", "f1": "held-out", "roc_auc": "held-out ROC-AUC",
-        "n_params": "Σ over neurons of (in-degree + 1)", "best_epoch": "early-stopping epoch",
+        "network": "full or pruned",
+        "fold": "CV fold",
+        "accuracy": "held-out, threshold 0.5",
+        "precision": "held-out",
+        "recall": "held-out",
+        "f1": "held-out",
+        "roc_auc": "held-out ROC-AUC",
+        "n_params": "Σ over neurons of (in-degree + 1)",
+        "best_epoch": "early-stopping epoch",
     },
     "kpnn_summary": {
-        "network": "full or pruned", "n_params": "KPNN parameters", "roc_auc": "mean held-out ROC-AUC",
+        "network": "full or pruned",
+        "n_params": "KPNN parameters",
+        "roc_auc": "mean held-out ROC-AUC",
         "parameter_compression_pct": "100 × (1 − params / full params)",
         "roc_auc_change_pct": "100 × (ROC-AUC − full ROC-AUC) / full ROC-AUC",
         "pathway_vs_decoy_auc": "simulator only: AUROC of mean |node weight|, the pathway's TF-level kinases "
-                                "vs the decoy kinases at the same depth (NaN if either is absent)",
+        "vs the decoy kinases at the same depth (NaN if either is absent)",
     },
     "kpnn_node_importance": {
-        "network": "full or pruned", "fold": "CV fold; −1 = mean over folds", "scope": "fold or mean",
-        "node": "neuron", "role": "simulator role (pathway_kinase, decoy_kinase, ...); root for the output",
-        "bias": "learned bias", "node_weight": "mean ∂ŷ/∂activation over test cells (KPNN node weight)",
-        "node_weight_abs": "mean |∂ŷ/∂activation|", "rank": "1 = largest node_weight_abs in its fold",
+        "network": "full or pruned",
+        "fold": "CV fold; −1 = mean over folds",
+        "scope": "fold or mean",
+        "node": "neuron",
+        "role": "simulator role (pathway_kinase, decoy_kinase, ...); root for the output",
+        "bias": "learned bias",
+        "node_weight": "mean ∂ŷ/∂activation over test cells (KPNN node weight)",
+        "node_weight_abs": "mean |∂ŷ/∂activation|",
+        "rank": "1 = largest node_weight_abs in its fold",
     },
-    "kpnn_history": {"network": "full or pruned", "fold": "CV fold", "epoch": "epoch",
-                     "train_loss": "BCE", "valid_loss": "BCE, inner validation split",
-                     "valid_auc": "ROC-AUC, inner validation split"},
-    "kpnn_activations": {"network": "full or pruned", "fold": "fold in which the cell was held out",
-                         "cell": "cell", "node": "hidden neuron", "activation": "sigmoid output"},
-    "kpnn_predictions": {"network": "full or pruned", "fold": "fold in which the cell was held out",
-                         "cell": "cell", "y_true": "1 = positive class", "y_prob": "predicted probability"},
+    "kpnn_history": {
+        "network": "full or pruned",
+        "fold": "CV fold",
+        "epoch": "epoch",
+        "train_loss": "BCE",
+        "valid_loss": "BCE, inner validation split",
+        "valid_auc": "ROC-AUC, inner validation split",
+    },
+    "kpnn_activations": {
+        "network": "full or pruned",
+        "fold": "fold in which the cell was held out",
+        "cell": "cell",
+        "node": "hidden neuron",
+        "activation": "sigmoid output",
+    },
+    "kpnn_predictions": {
+        "network": "full or pruned",
+        "fold": "fold in which the cell was held out",
+        "cell": "cell",
+        "y_true": "1 = positive class",
+        "y_prob": "predicted probability",
+    },
 }
 
 
@@ -86,20 +119,34 @@ def _fail(what: str, exc: Exception) -> dg.Failure:
 class PKNConfig(dg.Config):
     """Which prior-knowledge network: the simulator's, a user's file, or the shipped human one."""
 
-    source: str = Field(default="auto", description=(
-        "auto (file when path is set, else simulator when the dataset has signalling truth) | "
-        "simulator | file | human (DoRothEA + signalling PKN restricted to the measured genes)"))
-    path: str = Field(default="", description="PKN file: SIF (source sign target), TSV/CSV with "
-                      "source,target[,sign] or source,interaction,target, or the KPNN parent,child list.")
+    source: str = Field(
+        default="auto",
+        description=(
+            "auto (file when path is set, else simulator when the dataset has signalling truth) | "
+            "simulator | file | human (DoRothEA + signalling PKN restricted to the measured genes)"
+        ),
+    )
+    path: str = Field(
+        default="",
+        description="PKN file: SIF (source sign target), TSV/CSV with "
+        "source,target[,sign] or source,interaction,target, or the KPNN parent,child list.",
+    )
     format: str = Field(default="", description="sif | tsv | csv; empty = from the file extension.")
-    root: str = Field(default="", description="Output node. Empty: simulator = its receptor, human = TCR, "
-                      "file = the network's only node without outgoing edges.")
-    tf_edges: str = Field(default="candidates", description="Simulator TF → gene layer: candidates "
-                          "(gene_tf_candidates) or regulatory_network (the attribution group's table).")
+    root: str = Field(
+        default="",
+        description="Output node. Empty: simulator = its receptor, human = TCR, "
+        "file = the network's only node without outgoing edges.",
+    )
+    tf_edges: str = Field(
+        default="candidates",
+        description="Simulator TF → gene layer: candidates "
+        "(gene_tf_candidates) or regulatory_network (the attribution group's table).",
+    )
     decoys: bool = Field(default=True, description="Simulator: wire the decoy kinases in as controls.")
     human_confidence: str = Field(default="ABC", description="DoRothEA confidence levels for source=human.")
-    missing_inputs: str = Field(default="drop", description="Input genes not measured in the RNA: "
-                                "drop (counted in metadata) or fail.")
+    missing_inputs: str = Field(
+        default="drop", description="Input genes not measured in the RNA: drop (counted in metadata) or fail."
+    )
 
 
 def _tf_gene_layer(config: PKNConfig, candidates: pd.DataFrame, storage: StorageResource):
@@ -110,8 +157,11 @@ def _tf_gene_layer(config: PKNConfig, candidates: pd.DataFrame, storage: Storage
     try:
         net = read_table(storage.path, "regulatory_network")
     except FileNotFoundError as exc:
-        raise PKNError("tf_edges", "the regulatory_network table does not exist yet: materialize it (attribution "
-                                   "group) first, or use tf_edges='candidates'") from exc
+        raise PKNError(
+            "tf_edges",
+            "the regulatory_network table does not exist yet: materialize it (attribution "
+            "group) first, or use tf_edges='candidates'",
+        ) from exc
     if "in_network" in net.columns:
         net = net[net["in_network"].astype(bool)]
     if net.empty:
@@ -126,8 +176,11 @@ def _build(config: PKNConfig, mdata, truth_signalling, candidates, storage):
     if source == "auto":
         source = "file" if config.path else ("simulator" if len(truth_signalling) else "")
         if not source:
-            raise PKNError("source", "this dataset has no simulated signalling truth and no PKN file is set: "
-                                     "set path to a PKN file, or source='human' for the shipped human network")
+            raise PKNError(
+                "source",
+                "this dataset has no simulated signalling truth and no PKN file is set: "
+                "set path to a PKN file, or source='human' for the shipped human network",
+            )
     if source == "file":
         if not config.path:
             raise PKNError("path", "source='file' needs path")
@@ -145,18 +198,33 @@ def _build(config: PKNConfig, mdata, truth_signalling, candidates, storage):
 
     tf_gene, origin, extra = _tf_gene_layer(config, candidates, storage)
     roles = pd.DataFrame(mdata.uns["truth_gene_roles"]) if "truth_gene_roles" in mdata.uns else None
-    edges, report = nd.simulator_pkn(truth_signalling, tf_gene, roles, signalling_pkn(), root=config.root or None,
-                                     decoys=config.decoys, tf_edge_origin=origin)
-    meta = {"source": "simulator", "tf_edges": origin, **extra,
-            "decoys_in_network": dg.MetadataValue.json(report["decoys_in_network"]),
-            "decoy_parents": dg.MetadataValue.json(report["decoy_parents"])}
+    edges, report = nd.simulator_pkn(
+        truth_signalling,
+        tf_gene,
+        roles,
+        signalling_pkn(),
+        root=config.root or None,
+        decoys=config.decoys,
+        tf_edge_origin=origin,
+    )
+    meta = {
+        "source": "simulator",
+        "tf_edges": origin,
+        **extra,
+        "decoys_in_network": dg.MetadataValue.json(report["decoys_in_network"]),
+        "decoy_parents": dg.MetadataValue.json(report["decoy_parents"]),
+    }
     return edges, report["root"], meta
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["pkn_edges"]))
 def pkn_edges(
-    context: dg.AssetExecutionContext, config: PKNConfig, multiome: H5muRef,
-    truth_signalling: pd.DataFrame, gene_tf_candidates: pd.DataFrame, storage: StorageResource,
+    context: dg.AssetExecutionContext,
+    config: PKNConfig,
+    multiome: H5muRef,
+    truth_signalling: pd.DataFrame,
+    gene_tf_candidates: pd.DataFrame,
+    storage: StorageResource,
 ) -> pd.DataFrame:
     """The prior-knowledge network: input genes → TFs → signalling → root, validated, a DAG."""
     mdata = read_multiome(multiome.path)
@@ -166,17 +234,26 @@ def pkn_edges(
     except ValueError as exc:  # PKNError, and unreadable files (pandas' parser errors)
         raise _fail("prior-knowledge network rejected", exc) from exc
     if report["input_genes_not_measured"]:
-        context.log.warning(f"{report['input_genes_not_measured']} input gene(s) not measured, dropped: "
-                            f"{report['input_genes_not_measured_examples']}")
+        context.log.warning(
+            f"{report['input_genes_not_measured']} input gene(s) not measured, dropped: "
+            f"{report['input_genes_not_measured_examples']}"
+        )
     if report["cycle_edges_dropped"]:
-        context.log.warning(f"the network had cycles: {report['cycle_edges_dropped']} edge(s) that do not "
-                            "approach the root were dropped")
+        context.log.warning(
+            f"the network had cycles: {report['cycle_edges_dropped']} edge(s) that do not "
+            "approach the root were dropped"
+        )
     by_origin = final.groupby("origin").size().rename("edges").reset_index()
-    context.add_output_metadata({
-        **meta, **{k: v for k, v in report.items() if not isinstance(v, list)},
-        "input_genes_not_measured_examples": dg.MetadataValue.json(report["input_genes_not_measured_examples"]),
-        "edges_by_origin": markdown(by_origin),
-    })
+    context.add_output_metadata(
+        {
+            **meta,
+            **{k: v for k, v in report.items() if not isinstance(v, list)},
+            "input_genes_not_measured_examples": dg.MetadataValue.json(
+                report["input_genes_not_measured_examples"]
+            ),
+            "edges_by_origin": markdown(by_origin),
+        }
+    )
     return final[[*EDGE_COLUMNS, "origin"]]
 
 
@@ -186,8 +263,11 @@ def pkn_edges(
 class PruningConfig(dg.Config):
     """The minimal-DAG MILP (cvxpy + HiGHS)."""
 
-    method: str = Field(default="structural", description="structural (node selection, exact and fast) or "
-                        "acyclic_flow (the CORNETO formulation, for comparison).")
+    method: str = Field(
+        default="structural",
+        description="structural (node selection, exact and fast) or "
+        "acyclic_flow (the CORNETO formulation, for comparison).",
+    )
     time_limit: float = Field(default=60.0, description="Seconds for HiGHS; a stopped solve is reported.")
 
 
@@ -204,14 +284,25 @@ def _summary_row(summary: dict, root: str) -> pd.DataFrame:
 @dg.multi_asset(
     outs={
         "pruned_dag_edges": dg.AssetOut(
-            group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["pruned_dag_edges"]),
-            description="The smallest DAG of the PKN in which every input reaches the root."),
-        "pruning_summary": dg.AssetOut(group_name=GROUP, kinds={"parquet"},
-                                       metadata=column_schema(_COLUMNS["pruning_summary"]),
-                                       description="One row: sizes before/after, compression and solver numbers."),
+            group_name=GROUP,
+            kinds={"parquet"},
+            metadata=column_schema(_COLUMNS["pruned_dag_edges"]),
+            description="The smallest DAG of the PKN in which every input reaches the root.",
+        ),
+        "pruning_summary": dg.AssetOut(
+            group_name=GROUP,
+            kinds={"parquet"},
+            metadata=column_schema(_COLUMNS["pruning_summary"]),
+            description="One row: sizes before/after, compression and solver numbers.",
+        ),
     },
-    check_specs=[dg.AssetCheckSpec("pruning_is_optimal", asset="pruning_summary",
-                                   description="The MILP proved its DAG minimal (warns otherwise).")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "pruning_is_optimal",
+            asset="pruning_summary",
+            description="The MILP proved its DAG minimal (warns otherwise).",
+        )
+    ],
 )
 def pruned_dag(context: dg.AssetExecutionContext, config: PruningConfig, pkn_edges: pd.DataFrame):
     """Minimal DAG of the prior-knowledge network by MILP, with the solver's status and bound."""
@@ -219,31 +310,63 @@ def pruned_dag(context: dg.AssetExecutionContext, config: PruningConfig, pkn_edg
 
     try:
         root, inputs = nd.network_root(pkn_edges), nd.network_inputs(pkn_edges)
-        result = prune_to_minimal_dag(pkn_edges[EDGE_COLUMNS], inputs, root, method=config.method,
-                                      time_limit=config.time_limit)
+        result = prune_to_minimal_dag(
+            pkn_edges[EDGE_COLUMNS], inputs, root, method=config.method, time_limit=config.time_limit
+        )
     except (PruningError, ValueError) as exc:
         raise _fail("minimal-DAG pruning failed", exc) from exc
     s = result.summary
     kept = result.edges.merge(pkn_edges[["source", "target", "origin"]], on=["source", "target"], how="left")
     optimal = result.optimal
     if not optimal:
-        context.log.warning(f"pruning status {s['status']}: the DAG is feasible but NOT proven minimal "
-                            f"(objective {s['objective']}, best bound {s['best_bound']})")
-    headline = {k: s[k] for k in ("status", "method", "edges_before", "edges_after", "nodes_before",
-                                  "nodes_after", "edge_compression_pct", "parameter_compression_pct",
-                                  "solve_seconds")}
-    yield dg.Output(kept, output_name="pruned_dag_edges",
-                    metadata={**headline, "optimal": optimal, "edges_by_origin":
-                              markdown(kept.groupby("origin").size().rename("edges").reset_index())})
-    yield dg.Output(_summary_row(s, root), output_name="pruning_summary",
-                    metadata={**headline, "optimal": optimal,
-                              "best_bound": dg.MetadataValue.float(float("nan") if s["best_bound"] is None
-                                                                   else float(s["best_bound"]))})
+        context.log.warning(
+            f"pruning status {s['status']}: the DAG is feasible but NOT proven minimal "
+            f"(objective {s['objective']}, best bound {s['best_bound']})"
+        )
+    headline = {
+        k: s[k]
+        for k in (
+            "status",
+            "method",
+            "edges_before",
+            "edges_after",
+            "nodes_before",
+            "nodes_after",
+            "edge_compression_pct",
+            "parameter_compression_pct",
+            "solve_seconds",
+        )
+    }
+    yield dg.Output(
+        kept,
+        output_name="pruned_dag_edges",
+        metadata={
+            **headline,
+            "optimal": optimal,
+            "edges_by_origin": markdown(kept.groupby("origin").size().rename("edges").reset_index()),
+        },
+    )
+    yield dg.Output(
+        _summary_row(s, root),
+        output_name="pruning_summary",
+        metadata={
+            **headline,
+            "optimal": optimal,
+            "best_bound": dg.MetadataValue.float(
+                float("nan") if s["best_bound"] is None else float(s["best_bound"])
+            ),
+        },
+    )
     yield dg.AssetCheckResult(
-        check_name="pruning_is_optimal", asset_key="pruning_summary", passed=bool(optimal),
+        check_name="pruning_is_optimal",
+        asset_key="pruning_summary",
+        passed=bool(optimal),
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"status": s["status"], "objective": s["objective"],
-                  "best_bound": float("nan") if s["best_bound"] is None else float(s["best_bound"])},
+        metadata={
+            "status": s["status"],
+            "objective": s["objective"],
+            "best_bound": float("nan") if s["best_bound"] is None else float(s["best_bound"]),
+        },
     )
 
 
@@ -264,8 +387,11 @@ class KPNNTrainingConfig(dg.Config):
     batch_size: int = Field(default=128, description="Cells per batch.")
     dropout: float = Field(default=0.2, description="Hidden-node dropout (KPNN rule protects small fan-ins).")
     input_dropout: float = Field(default=0.0, description="Input-gene dropout.")
-    weight_l1: float = Field(default=0.0, description="L1 penalty on connection weights (sparser routing: "
-                             "sharper node weights, at some cost in accuracy).")
+    weight_l1: float = Field(
+        default=0.0,
+        description="L1 penalty on connection weights (sparser routing: "
+        "sharper node weights, at some cost in accuracy).",
+    )
     weight_l2: float = Field(default=0.0, description="L2 penalty on connection weights.")
     balance_classes: bool = Field(default=False, description="Class-balanced sample weights.")
     seed: int = Field(default=42, description="Seed of the folds, subsample and initialisation.")
@@ -275,15 +401,28 @@ class KPNNTrainingConfig(dg.Config):
         from regnet_assets.science.network.kpnn import KPNNConfig
 
         return KPNNConfig(
-            lr=self.lr, batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience,
-            dropout=self.dropout, input_dropout=self.input_dropout, weight_l1=self.weight_l1,
-            weight_l2=self.weight_l2, balance_classes=self.balance_classes, seed=self.seed,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            max_epochs=self.epochs,
+            patience=self.patience,
+            dropout=self.dropout,
+            input_dropout=self.input_dropout,
+            weight_l1=self.weight_l1,
+            weight_l2=self.weight_l2,
+            balance_classes=self.balance_classes,
+            seed=self.seed,
             num_threads=self.num_threads or None,
         )
 
 
-KPNN_TABLES = ("kpnn_metrics", "kpnn_summary", "kpnn_node_importance", "kpnn_history",
-               "kpnn_activations", "kpnn_predictions")
+KPNN_TABLES = (
+    "kpnn_metrics",
+    "kpnn_summary",
+    "kpnn_node_importance",
+    "kpnn_history",
+    "kpnn_activations",
+    "kpnn_predictions",
+)
 _KPNN_DESCRIPTIONS = {
     "kpnn_metrics": "Held-out metrics per CV fold, full and pruned network.",
     "kpnn_summary": "Per network: mean metrics, parameters, compression and ROC-AUC change vs full.",
@@ -295,16 +434,25 @@ _KPNN_DESCRIPTIONS = {
 
 
 @dg.multi_asset(
-    outs={name: dg.AssetOut(group_name=GROUP, kinds={"pytorch", "parquet"} if name == "kpnn_summary"
-                            else {"parquet"}, description=_KPNN_DESCRIPTIONS[name],
-                            metadata=column_schema(_COLUMNS[name]))
-          for name in KPNN_TABLES},
+    outs={
+        name: dg.AssetOut(
+            group_name=GROUP,
+            kinds={"pytorch", "parquet"} if name == "kpnn_summary" else {"parquet"},
+            description=_KPNN_DESCRIPTIONS[name],
+            metadata=column_schema(_COLUMNS[name]),
+        )
+        for name in KPNN_TABLES
+    },
     ins={"multiome": dg.AssetIn(), "pkn_edges": dg.AssetIn(), "pruned_dag_edges": dg.AssetIn()},
     pool=GPU_POOL,
 )
 def kpnn(
-    context: dg.AssetExecutionContext, config: KPNNTrainingConfig, multiome: H5muRef,
-    pkn_edges: pd.DataFrame, pruned_dag_edges: pd.DataFrame, storage: StorageResource,
+    context: dg.AssetExecutionContext,
+    config: KPNNTrainingConfig,
+    multiome: H5muRef,
+    pkn_edges: pd.DataFrame,
+    pruned_dag_edges: pd.DataFrame,
+    storage: StorageResource,
     device: TorchDeviceResource,
 ):
     """Train the KPNN on the full PKN and on its minimal DAG (stratified CV); metrics, node weights."""
@@ -314,9 +462,13 @@ def kpnn(
     rna = mdata["rna"]
     try:
         if config.max_cells < 0:
-            raise ValueError(f"KPNNTrainingConfig.max_cells must be >= 0 (0 = all cells), got {config.max_cells}")
+            raise ValueError(
+                f"KPNNTrainingConfig.max_cells must be >= 0 (0 = all cells), got {config.max_cells}"
+            )
         kcfg = config.to_science()
-        y, label_info = nd.condition_labels(obs_column(mdata, config.label), config.label, config.positive_class)
+        y, label_info = nd.condition_labels(
+            obs_column(mdata, config.label), config.label, config.positive_class
+        )
         y = nd.subsample_cells(y, config.max_cells, config.seed)
         nets = {"full": pkn_edges, "pruned": pruned_dag_edges}
         shape = {n: (nd.network_root(e), nd.network_inputs(e)) for n, e in nets.items()}
@@ -334,20 +486,39 @@ def kpnn(
         root, net_inputs = shape[net]
         t0 = time.perf_counter()
         try:
-            results[net] = cross_validate_kpnn(X, y.to_numpy(), edges[EDGE_COLUMNS], net_inputs, root, kcfg,
-                                               n_folds=config.n_folds, device=torch_device)
+            results[net] = cross_validate_kpnn(
+                X,
+                y.to_numpy(),
+                edges[EDGE_COLUMNS],
+                net_inputs,
+                root,
+                kcfg,
+                n_folds=config.n_folds,
+                device=torch_device,
+            )
         except ValueError as exc:
             raise _fail(f"KPNN on the {net} network", exc) from exc
         seconds = time.perf_counter() - t0
         auc = results[net].mean_metrics["roc_auc"]
         context.log.info(f"{net} network: ROC-AUC {auc:.3f} in {seconds:.1f} s")
-        about[net] = {"n_edges": len(edges), "n_inputs": len(net_inputs),
-                      "n_hidden": len(set(edges["target"])) - 1, "n_cells": len(y), "seconds": seconds,
-                      "device": torch_device, "positive_class": label_info["positive"]}
+        about[net] = {
+            "n_edges": len(edges),
+            "n_inputs": len(net_inputs),
+            "n_hidden": len(set(edges["target"])) - 1,
+            "n_cells": len(y),
+            "seconds": seconds,
+            "device": torch_device,
+            "positive_class": label_info["positive"],
+        }
     tables = nd.kpnn_tables(results, roles, about)
-    cells = {"cells_used": len(y), "cells_positive_used": int(y.sum()), "positive_class": label_info["positive"],
-             "negative_class": label_info["negative"], "unlabelled_cells": label_info["unlabelled_cells"],
-             "device": torch_device}
+    cells = {
+        "cells_used": len(y),
+        "cells_positive_used": int(y.sum()),
+        "positive_class": label_info["positive"],
+        "negative_class": label_info["negative"],
+        "unlabelled_cells": label_info["unlabelled_cells"],
+        "device": torch_device,
+    }
     metadata = _kpnn_metadata(storage, tables, cells)
     for name in KPNN_TABLES:
         yield dg.Output(tables[name], output_name=name, metadata=metadata[name])
@@ -360,16 +531,33 @@ def _kpnn_metadata(storage: StorageResource, tables: dict, common: dict) -> dict
     top = imp[(imp["scope"] == "mean") & (imp["network"] == "full") & ~imp["is_output"]].head(10)
     truth = [None if np.isnan(v) else float(v) for v in summary["pathway_vs_decoy_auc"]]
     metadata = {name: dict(common) for name in KPNN_TABLES}
-    metadata["kpnn_summary"].update({
-        **figure_metadata(storage, "kpnn_metrics", png_bytes(nd.plot_kpnn_metrics(tables["kpnn_metrics"]))),
-        "summary": markdown(summary[["network", "n_params", "roc_auc", "f1", "parameter_compression_pct",
-                                "roc_auc_change_pct", "pathway_vs_decoy_auc"]]),
-    })
-    metadata["kpnn_node_importance"].update({
-        **figure_metadata(storage, "kpnn_node_importance", png_bytes(nd.plot_node_importance(imp))),
-        "top_nodes_full": markdown(top[["node", "role", "node_weight_abs", "node_weight", "bias"]]),
-        "pathway_vs_decoy_auc": dg.MetadataValue.json(dict(zip(summary["network"], truth))),
-    })
+    metadata["kpnn_summary"].update(
+        {
+            **figure_metadata(
+                storage, "kpnn_metrics", png_bytes(nd.plot_kpnn_metrics(tables["kpnn_metrics"]))
+            ),
+            "summary": markdown(
+                summary[
+                    [
+                        "network",
+                        "n_params",
+                        "roc_auc",
+                        "f1",
+                        "parameter_compression_pct",
+                        "roc_auc_change_pct",
+                        "pathway_vs_decoy_auc",
+                    ]
+                ]
+            ),
+        }
+    )
+    metadata["kpnn_node_importance"].update(
+        {
+            **figure_metadata(storage, "kpnn_node_importance", png_bytes(nd.plot_node_importance(imp))),
+            "top_nodes_full": markdown(top[["node", "role", "node_weight_abs", "node_weight", "bias"]]),
+            "pathway_vs_decoy_auc": dg.MetadataValue.json(dict(zip(summary["network"], truth))),
+        }
+    )
     return metadata
 
 

@@ -8,7 +8,6 @@ the dataset is required. ``ablated_gene_correlation`` trains each gene's model a
 TF branch, so ``gene_ranks`` can say which genes need TFs to be predicted.
 """
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -21,13 +20,12 @@ from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.provenance import latest_runs
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
-from regnet_assets.science.reports import enrichment
-from regnet_assets.science.reports import programs
+from regnet_assets.science.common.figures import png_bytes
+from regnet_assets.science.dataset.contract import obs_column, read_multiome
 from regnet_assets.science.models import trainer as training
+from regnet_assets.science.reports import enrichment, programs
 from regnet_assets.science.reports import representations as rep
 from regnet_assets.science.reports.clustering import plot_scores
-from regnet_assets.science.dataset.contract import obs_column, read_multiome
-from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.storage import read_table
 from regnet_assets.storage.parquet import table_files
 
@@ -36,43 +34,72 @@ BATCH = "batch"
 
 _COLUMNS = {
     "ablated_gene_correlation": {
-        "gene": "target gene", "status": "trained | skipped", "reason": "why a gene was skipped",
+        "gene": "target gene",
+        "status": "trained | skipped",
+        "reason": "why a gene was skipped",
         "n_tfs_zeroed": "candidate TFs whose expression was set to 0",
         "train_spearman": "Spearman of observed vs predicted counts, train metacells",
-        "train_pearson": "Pearson, train metacells", "n_train": "train metacells",
+        "train_pearson": "Pearson, train metacells",
+        "n_train": "train metacells",
         "valid_spearman": "Spearman, valid metacells (the score gene_ranks uses)",
-        "valid_pearson": "Pearson, valid metacells", "n_valid": "valid metacells",
-        "best_epoch": "epoch of the best valid Spearman", "epochs_run": "epochs trained",
-        "epochs": "configured epochs", "lr": "configured learning rate",
+        "valid_pearson": "Pearson, valid metacells",
+        "n_valid": "valid metacells",
+        "best_epoch": "epoch of the best valid Spearman",
+        "epochs_run": "epochs trained",
+        "epochs": "configured epochs",
+        "lr": "configured learning rate",
         "config_source": "full_model_run (the training config of the run that made the gene's full "
-                         "model) or ablation_config (this asset's own config)",
+        "model) or ablation_config (this asset's own config)",
     },
     "embeddings": {
         "representation": "observed_pca, predicted_pca, tf_activity, kpnn_full, kpnn_pruned",
-        "level": "metacell or cell", "fold": "fold (metacell K-fold, or the KPNN's CV fold)",
-        "split": "train (the PCA was fitted on it) or test (held out)", "obs_name": "metacell or cell",
-        "cell_type": "biological label", "batch": "technical label", "dim": "PC, TF or KPNN node",
-        "dim_index": "position of the dim", "value": "coordinate",
+        "level": "metacell or cell",
+        "fold": "fold (metacell K-fold, or the KPNN's CV fold)",
+        "split": "train (the PCA was fitted on it) or test (held out)",
+        "obs_name": "metacell or cell",
+        "cell_type": "biological label",
+        "batch": "technical label",
+        "dim": "PC, TF or KPNN node",
+        "dim_index": "position of the dim",
+        "value": "coordinate",
     },
     "clustering_scores": {
-        "representation": "embedding", "level": "metacell or cell", "fold": "fold", "split": "split scored",
-        "label": "obs column scored", "label_role": "bio or batch", "n_cells": "observations scored",
-        "n_classes": "classes of the label", "silhouette": "raw sklearn ASW (euclidean), in [-1, 1]",
-        "davies_bouldin": "Davies-Bouldin (lower = better separated)", "inv_davies_bouldin": "1 / DB",
-        "calinski_harabasz": "Calinski-Harabasz", "asw_label_scib": "scIB label ASW, (ASW + 1) / 2",
+        "representation": "embedding",
+        "level": "metacell or cell",
+        "fold": "fold",
+        "split": "split scored",
+        "label": "obs column scored",
+        "label_role": "bio or batch",
+        "n_cells": "observations scored",
+        "n_classes": "classes of the label",
+        "silhouette": "raw sklearn ASW (euclidean), in [-1, 1]",
+        "davies_bouldin": "Davies-Bouldin (lower = better separated)",
+        "inv_davies_bouldin": "1 / DB",
+        "calinski_harabasz": "Calinski-Harabasz",
+        "asw_label_scib": "scIB label ASW, (ASW + 1) / 2",
         "asw_batch_scib": "scIB batch ASW: mean over cell types of mean 1 - |s| (1 = mixed)",
         "note": "why a score is NaN",
     },
     "clustering_score_summary": {
-        "representation": "embedding", "split": "split scored", "label": "obs column", "metric": "score",
-        "mean": "mean over folds", "std": "SD over folds (ddof 1)", "sem": "std / sqrt(n_folds)",
-        "ci_lower": "95% CI, t with n_folds - 1 df", "ci_upper": "95% CI upper", "ci_df": "t degrees of freedom",
-        "n_folds": "folds with a finite value", "fold_min_batch_silhouette": "fold with the lowest raw batch ASW",
+        "representation": "embedding",
+        "split": "split scored",
+        "label": "obs column",
+        "metric": "score",
+        "mean": "mean over folds",
+        "std": "SD over folds (ddof 1)",
+        "sem": "std / sqrt(n_folds)",
+        "ci_lower": "95% CI, t with n_folds - 1 df",
+        "ci_upper": "95% CI upper",
+        "ci_df": "t degrees of freedom",
+        "n_folds": "folds with a finite value",
+        "fold_min_batch_silhouette": "fold with the lowest raw batch ASW",
         "fold_max_batch_silhouette": "fold with the highest raw batch ASW",
     },
     "gene_ranks": {
-        "gene": "target gene", "metric": "score ranked (valid_spearman)",
-        "score_full": "valid score of the full model", "score_ablated": "valid score without the TF branch",
+        "gene": "target gene",
+        "metric": "score ranked (valid_spearman)",
+        "score_full": "valid score of the full model",
+        "score_ablated": "valid score without the TF branch",
         "rank_full": "ascending average rank (n = best) among genes with both scores finite",
         "rank_ablated": "the same for the ablated model",
         "rank_diff": "rank_full - rank_ablated: positive = relatively better with TFs (needs TFs)",
@@ -80,33 +107,58 @@ _COLUMNS = {
         "score_delta": "score_full - score_ablated",
     },
     "gene_loadings": {
-        "latent": "latent space", "gene": "measured gene", "dim": "latent dimension",
+        "latent": "latent space",
+        "gene": "measured gene",
+        "dim": "latent dimension",
         "loading": "standardised loading: change in the gene's SD per +1 SD of the dim (fitted linear decoder)",
     },
     "latent_rank_report": {
-        "latent": "latent space", "n_obs": "finite observations", "n_dims": "dims", "rank": "numerical rank",
-        "linearly_independent": "rank == n_dims", "dims": "';'-joined dim names",
+        "latent": "latent space",
+        "n_obs": "finite observations",
+        "n_dims": "dims",
+        "rank": "numerical rank",
+        "linearly_independent": "rank == n_dims",
+        "dims": "';'-joined dim names",
     },
     "dim_importance": {
-        "latent": "latent space", "rank": "1 = most important", "dim": "dimension",
-        "score": "share of standardised explained variance (unnormalised)", "importance": "score / total",
-        "cumulative": "cumulative importance", "selected": "within the cumulative cutoff", "mode": "full or diag",
+        "latent": "latent space",
+        "rank": "1 = most important",
+        "dim": "dimension",
+        "score": "share of standardised explained variance (unnormalised)",
+        "importance": "score / total",
+        "cumulative": "cumulative importance",
+        "selected": "within the cumulative cutoff",
+        "mode": "full or diag",
     },
     "gene_program_genes": {
-        "latent": "latent space", "program": "<latent>:<dim>", "dim": "dimension", "gene": "gene",
-        "loading": "standardised loading", "score": "ranking score (see rank_by, residualize)",
-        "sign": "+1 / -1 pole", "rank": "1 = largest |score| in the program",
-        "winner_dim": "selected dim where the gene's |score| is largest", "sd": "expression SD",
+        "latent": "latent space",
+        "program": "<latent>:<dim>",
+        "dim": "dimension",
+        "gene": "gene",
+        "loading": "standardised loading",
+        "score": "ranking score (see rank_by, residualize)",
+        "sign": "+1 / -1 pole",
+        "rank": "1 = largest |score| in the program",
+        "winner_dim": "selected dim where the gene's |score| is largest",
+        "sd": "expression SD",
         "frac": "fraction of observations expressing the gene",
     },
     "gene_program_enrichment": {
         "program": "<latent>:<dim>, or shared / unique_<latent> of the comparison",
-        "kind": "dim or comparison", "Gene_set": "GO_BP (shipped, offline)", "Term": "GO term",
-        "Overlap": "hits / term genes in the background", "P-value": "hypergeometric (gseapy)",
-        "Adjusted P-value": "BH over terms with a hit (gseapy)", "Odds Ratio": "gseapy",
-        "Combined Score": "gseapy", "Genes": "';'-joined hits", "n_genes": "program size",
-        "n_in_background": "program genes tested", "background_size": "measured genes",
-        "n_terms_tested": "terms with a background gene", "padj_all_terms": "BH over all those terms",
+        "kind": "dim or comparison",
+        "Gene_set": "GO_BP (shipped, offline)",
+        "Term": "GO term",
+        "Overlap": "hits / term genes in the background",
+        "P-value": "hypergeometric (gseapy)",
+        "Adjusted P-value": "BH over terms with a hit (gseapy)",
+        "Odds Ratio": "gseapy",
+        "Combined Score": "gseapy",
+        "Genes": "';'-joined hits",
+        "n_genes": "program size",
+        "n_in_background": "program genes tested",
+        "background_size": "measured genes",
+        "n_terms_tested": "terms with a background gene",
+        "padj_all_terms": "BH over all those terms",
         "note": "why a program has no terms",
     },
 }
@@ -153,11 +205,17 @@ def _cell_labels(mdata, groupby: str) -> pd.DataFrame:
 class AblationConfig(dg.Config):
     """How the chromatin-only (TF-ablated) models are trained."""
 
-    match_full_model: bool = Field(default=True, description=(
-        "Train each gene with the training config of the run that produced its full model (read from "
-        "that run), so the TF branch is the only difference; falls back to `training` when unknown."))
-    training: TrainingConfig = Field(default_factory=TrainingConfig, description=(
-        "Used when match_full_model is false or the full model's run is not in this instance."))
+    match_full_model: bool = Field(
+        default=True,
+        description=(
+            "Train each gene with the training config of the run that produced its full model (read from "
+            "that run), so the TF branch is the only difference; falls back to `training` when unknown."
+        ),
+    )
+    training: TrainingConfig = Field(
+        default_factory=TrainingConfig,
+        description=("Used when match_full_model is false or the full model's run is not in this instance."),
+    )
 
 
 def _full_model_configs(instance: dg.DagsterInstance, genes: list[str]) -> dict[str, dict]:
@@ -166,68 +224,121 @@ def _full_model_configs(instance: dg.DagsterInstance, genes: list[str]) -> dict[
     for gene, run_id in latest_runs(instance, dg.AssetKey("gene_models"), genes).items():
         if run_id not in runs:
             run = instance.get_run_by_id(run_id)
-            runs[run_id] = None if run is None else \
-                (run.run_config or {}).get("ops", {}).get("gene_models", {}).get("config", {}) or {}
+            runs[run_id] = (
+                None
+                if run is None
+                else (run.run_config or {}).get("ops", {}).get("gene_models", {}).get("config", {}) or {}
+            )
         if runs[run_id] is not None:
             configs[gene] = runs[run_id]
     return configs
 
 
 @dg.multi_asset(
-    outs={"ablated_gene_correlation": dg.AssetOut(
-        group_name=GROUP, kinds={"pytorch", "parquet"}, metadata=column_schema(_COLUMNS["ablated_gene_correlation"]),
-        description="Valid/train scores of each gene's model trained without its TF branch.")},
-    ins={"metacell_multiome": dg.AssetIn(), "peak_gene_links": dg.AssetIn(), "gene_tf_candidates": dg.AssetIn()},
-    deps=["gene_models"], partitions_def=genes_partitions,
-    backfill_policy=dg.BackfillPolicy.multi_run(GENES_PER_RUN), pool=GPU_POOL,
+    outs={
+        "ablated_gene_correlation": dg.AssetOut(
+            group_name=GROUP,
+            kinds={"pytorch", "parquet"},
+            metadata=column_schema(_COLUMNS["ablated_gene_correlation"]),
+            description="Valid/train scores of each gene's model trained without its TF branch.",
+        )
+    },
+    ins={
+        "metacell_multiome": dg.AssetIn(),
+        "peak_gene_links": dg.AssetIn(),
+        "gene_tf_candidates": dg.AssetIn(),
+    },
+    deps=["gene_models"],
+    partitions_def=genes_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(GENES_PER_RUN),
+    pool=GPU_POOL,
 )
 def ablated_gene_models(
-    context: dg.AssetExecutionContext, config: AblationConfig, metacell_multiome: H5muRef,
-    peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame, device: TorchDeviceResource,
+    context: dg.AssetExecutionContext,
+    config: AblationConfig,
+    metacell_multiome: H5muRef,
+    peak_gene_links: pd.DataFrame,
+    gene_tf_candidates: pd.DataFrame,
+    device: TorchDeviceResource,
 ):
     """Each gene's model trained again with its TF expression zeroed (chromatin only): its scores."""
     genes = list(context.partition_keys)
     mc = read_multiome(metacell_multiome.path)
     known = set(peak_gene_links["gene"])
     inputs, skipped = training.build_gene_inputs(
-        mc, peak_gene_links, gene_tf_candidates, [g for g in genes if g in known])
+        mc, peak_gene_links, gene_tf_candidates, [g for g in genes if g in known]
+    )
     skipped.update({g: "not linked to any peak in peak_gene_links" for g in genes if g not in known})
     full = _full_model_configs(context.instance, [x.gene for x in inputs]) if config.match_full_model else {}
     unknown = [x.gene for x in inputs if x.gene not in full]
     if config.match_full_model and unknown:
-        context.log.warning(f"{len(unknown)} gene(s) have no full-model run in this instance; trained with "
-                            f"this asset's training config: {unknown[:10]}")
+        context.log.warning(
+            f"{len(unknown)} gene(s) have no full-model run in this instance; trained with "
+            f"this asset's training config: {unknown[:10]}"
+        )
     groups: dict[str, tuple[TrainingConfig, str, list]] = {}
     for x in inputs:
-        cfg, source = (TrainingConfig(**full[x.gene]), "full_model_run") if x.gene in full \
+        cfg, source = (
+            (TrainingConfig(**full[x.gene]), "full_model_run")
+            if x.gene in full
             else (config.training, "ablation_config")
+        )
         key = cfg.model_dump_json()
         groups.setdefault(key, (cfg, source, []))[2].append(x)
     torch_device = device.resolve()
     out: dict[str, pd.DataFrame] = {}
     for cfg, source, chunk in groups.values():
-        for r, x in zip(training.train_genes(rep.without_tf_branch(chunk), cfg.to_science(), device=torch_device),
-                        chunk):
-            out[r.gene] = pd.DataFrame([{
-                "gene": r.gene, "status": "trained", "reason": "", "n_tfs_zeroed": len(x.tf_names),
-                **training.correlation_row(r.predictions), "best_epoch": r.best_epoch,
-                "epochs_run": r.epochs_run, "epochs": cfg.epochs, "lr": cfg.lr, "config_source": source,
-            }])
+        for r, x in zip(
+            training.train_genes(rep.without_tf_branch(chunk), cfg.to_science(), device=torch_device), chunk
+        ):
+            out[r.gene] = pd.DataFrame(
+                [
+                    {
+                        "gene": r.gene,
+                        "status": "trained",
+                        "reason": "",
+                        "n_tfs_zeroed": len(x.tf_names),
+                        **training.correlation_row(r.predictions),
+                        "best_epoch": r.best_epoch,
+                        "epochs_run": r.epochs_run,
+                        "epochs": cfg.epochs,
+                        "lr": cfg.lr,
+                        "config_source": source,
+                    }
+                ]
+            )
     for gene, reason in skipped.items():
         context.log.warning(f"no ablated model for gene {gene}: {reason}")
-        out[gene] = pd.DataFrame([{"gene": gene, "status": "skipped", "reason": reason, "n_tfs_zeroed": 0,
-                                   "valid_spearman": np.nan, "config_source": ""}])
-    meta = {"genes_trained": len(inputs), "genes_skipped": len(skipped), "device": torch_device,
-            "matched_full_model": len(inputs) - len(unknown) if config.match_full_model else 0}
+        out[gene] = pd.DataFrame(
+            [
+                {
+                    "gene": gene,
+                    "status": "skipped",
+                    "reason": reason,
+                    "n_tfs_zeroed": 0,
+                    "valid_spearman": np.nan,
+                    "config_source": "",
+                }
+            ]
+        )
+    meta = {
+        "genes_trained": len(inputs),
+        "genes_skipped": len(skipped),
+        "device": torch_device,
+        "matched_full_model": len(inputs) - len(unknown) if config.match_full_model else 0,
+    }
     return dg.Output(out, output_name="ablated_gene_correlation", metadata=meta)
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["gene_ranks"]))
 def gene_ranks(
-    context: dg.AssetExecutionContext, gene_correlation: pd.DataFrame, ablated_gene_correlation: pd.DataFrame,
+    context: dg.AssetExecutionContext,
+    gene_correlation: pd.DataFrame,
+    ablated_gene_correlation: pd.DataFrame,
     storage: StorageResource,
 ) -> pd.DataFrame:
     """Per gene: valid Spearman with and without the TF branch, their ranks and rank difference."""
+
     def scores(frame):
         frame = frame.drop_duplicates("gene", keep="last").set_index("gene")
         return frame["valid_spearman"].astype(float) if "valid_spearman" in frame else pd.Series(dtype=float)
@@ -237,13 +348,18 @@ def gene_ranks(
     ranks["score_delta"] = ranks["score_full"] - ranks["score_ablated"]
     ranked = ranks.dropna(subset=["rank_diff"])
     show = ["gene", "score_full", "score_ablated", "rank_diff"]
-    context.add_output_metadata({
-        **figure_metadata(storage, "gene_ranks", png_bytes(rep.plot_gene_ranks(ranks))),
-        "genes_ranked": len(ranked), "genes_unranked": len(ranks) - len(ranked),
-        "tf_dependent": markdown(ranked.nlargest(5, "rank_diff")[show]),
-        "tf_independent": markdown(ranked.nsmallest(5, "rank_diff")[show]),
-        "best_predicted": markdown(ranked.nlargest(5, "avg_rank")[["gene", "score_full", "score_ablated", "avg_rank"]]),
-    })
+    context.add_output_metadata(
+        {
+            **figure_metadata(storage, "gene_ranks", png_bytes(rep.plot_gene_ranks(ranks))),
+            "genes_ranked": len(ranked),
+            "genes_unranked": len(ranks) - len(ranked),
+            "tf_dependent": markdown(ranked.nlargest(5, "rank_diff")[show]),
+            "tf_independent": markdown(ranked.nsmallest(5, "rank_diff")[show]),
+            "best_predicted": markdown(
+                ranked.nlargest(5, "avg_rank")[["gene", "score_full", "score_ablated", "avg_rank"]]
+            ),
+        }
+    )
     return ranks.sort_values("gene", ignore_index=True)
 
 
@@ -251,22 +367,35 @@ def gene_ranks(
 class EmbeddingConfig(dg.Config):
     """Representations and their folds."""
 
-    n_folds: int = Field(default=5, ge=2, description="Seeded K-fold over metacells (stratified by cell type "
-                                                      "when possible); the KPNN keeps its own folds.")
+    n_folds: int = Field(
+        default=5,
+        ge=2,
+        description="Seeded K-fold over metacells (stratified by cell type "
+        "when possible); the KPNN keeps its own folds.",
+    )
     seed: int = Field(default=0, description="Seed of the metacell folds.")
     n_components: int = Field(default=10, ge=1, description="PCs of the expression representations.")
-    observed_genes: str = Field(default="all", description="observed_pca on all measured genes, or only "
-                                                           "'modelled' ones (those predicted_pca uses).")
+    observed_genes: str = Field(
+        default="all",
+        description="observed_pca on all measured genes, or only 'modelled' ones (those predicted_pca uses).",
+    )
     kpnn_networks: list[str] = Field(default=["full", "pruned"], description="KPNN networks to embed.")
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"parquet"}, deps=["predictions", "tf_attribution", "kpnn_activations"],
+    group_name=GROUP,
+    kinds={"parquet"},
+    deps=["predictions", "tf_attribution", "kpnn_activations"],
     metadata=column_schema(_COLUMNS["embeddings"]),
 )
 def embeddings(
-    context: dg.AssetExecutionContext, config: EmbeddingConfig, metacells: pd.DataFrame,
-    metacell_multiome: H5muRef, multiome: H5muRef, dataset_config: DatasetResource, storage: StorageResource,
+    context: dg.AssetExecutionContext,
+    config: EmbeddingConfig,
+    metacells: pd.DataFrame,
+    metacell_multiome: H5muRef,
+    multiome: H5muRef,
+    dataset_config: DatasetResource,
+    storage: StorageResource,
 ) -> pd.DataFrame:
     """Per fold and split, the metacell/cell embedding of each representation that exists (long form)."""
     if config.observed_genes not in ("all", "modelled"):
@@ -289,7 +418,9 @@ def embeddings(
         skipped["predicted_pca"] = "the predictions table is missing or has < 2 genes"
     if config.observed_genes == "modelled":
         if predicted is None:
-            raise dg.Failure("observed_genes='modelled' needs the predictions table (materialize gene_models)")
+            raise dg.Failure(
+                "observed_genes='modelled' needs the predictions table (materialize gene_models)"
+            )
         observed = observed[list(predicted.columns)]
     parts.append(rep.fold_embeddings(observed, representation="observed_pca", **common))
     if "predicted_pca" not in skipped:
@@ -302,23 +433,39 @@ def embeddings(
         skipped["tf_activity"] = "the tf_attribution table is missing or empty"
 
     activations = _optional(storage, "kpnn_activations")
-    cell_labels = _cell_labels(read_multiome(multiome.path), dataset_config.groupby) \
-        if activations is not None else None
+    cell_labels = (
+        _cell_labels(read_multiome(multiome.path), dataset_config.groupby)
+        if activations is not None
+        else None
+    )
     for network in config.kpnn_networks:
         name = f"kpnn_{network}"
         if activations is None or not (activations["network"] == network).any():
             skipped[name] = "the kpnn_activations table is missing or lacks this network"
             continue
         latent, kfolds = rep.kpnn_latent(activations, network)
-        parts.append(rep.fold_embeddings(latent, kfolds, cell_labels, representation=name, level="cell",
-                                         method="identity", include_train=False))
+        parts.append(
+            rep.fold_embeddings(
+                latent,
+                kfolds,
+                cell_labels,
+                representation=name,
+                level="cell",
+                method="identity",
+                include_train=False,
+            )
+        )
     out = pd.concat(parts, ignore_index=True)
     for name, reason in skipped.items():
         context.log.warning(f"representation {name} skipped: {reason}")
-    counts = out.groupby("representation", sort=False).agg(
-        folds=("fold", "nunique"), observations=("obs_name", "nunique"), dims=("dim", "nunique")).reset_index()
-    context.add_output_metadata({"representations": markdown(counts),
-                                 "skipped": dg.MetadataValue.json(skipped)})
+    counts = (
+        out.groupby("representation", sort=False)
+        .agg(folds=("fold", "nunique"), observations=("obs_name", "nunique"), dims=("dim", "nunique"))
+        .reset_index()
+    )
+    context.add_output_metadata(
+        {"representations": markdown(counts), "skipped": dg.MetadataValue.json(skipped)}
+    )
     return out
 
 
@@ -327,8 +474,10 @@ class ClusteringConfig(dg.Config):
 
     sample_size: int = Field(default=10_000, ge=0, description="Seeded subsample per embedding (0 = all).")
     seed: int = Field(default=0, description="Seed of the subsample.")
-    splits: list[str] = Field(default=["test"], description="Splits scored (train rows exist for the "
-                                                            "metacell representations only).")
+    splits: list[str] = Field(
+        default=["test"],
+        description="Splits scored (train rows exist for the metacell representations only).",
+    )
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["clustering_scores"]))
@@ -337,8 +486,9 @@ def clustering_scores(config: ClusteringConfig, embeddings: pd.DataFrame) -> pd.
     bad = set(config.splits) - {"train", "test"}
     if bad:
         raise dg.Failure(f"splits must be train and/or test, got {sorted(bad)}")
-    return rep.score_embeddings(embeddings, splits=config.splits, sample_size=config.sample_size or None,
-                                seed=config.seed)
+    return rep.score_embeddings(
+        embeddings, splits=config.splits, sample_size=config.sample_size or None, seed=config.seed
+    )
 
 
 class SummaryConfig(dg.Config):
@@ -347,7 +497,9 @@ class SummaryConfig(dg.Config):
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["clustering_score_summary"]))
 def clustering_score_summary(
-    context: dg.AssetExecutionContext, config: SummaryConfig, clustering_scores: pd.DataFrame,
+    context: dg.AssetExecutionContext,
+    config: SummaryConfig,
+    clustering_scores: pd.DataFrame,
     storage: StorageResource,
 ) -> pd.DataFrame:
     """Mean, SD, SEM and t CI (n_folds - 1 df) over folds; lowest/highest batch-ASW folds; bar plot."""
@@ -355,13 +507,20 @@ def clustering_score_summary(
     split = "test" if (summary["split"] == "test").any() else summary["split"].iloc[0]
     shown = summary[summary["split"] == split]
     fig = plot_scores(shown)
-    fig.suptitle(f"Clustering scores, {split} split (mean ± {config.confidence:.0%} t-CI over folds)", fontsize=10)
-    sil = shown[shown["metric"] == "silhouette"].pivot_table(index="representation", columns="label",
-                                                             values="mean").reset_index()
-    context.add_output_metadata({
-        **figure_metadata(storage, "clustering_scores", png_bytes(fig)),
-        "mean_silhouette": markdown(sil),
-    })
+    fig.suptitle(
+        f"Clustering scores, {split} split (mean ± {config.confidence:.0%} t-CI over folds)", fontsize=10
+    )
+    sil = (
+        shown[shown["metric"] == "silhouette"]
+        .pivot_table(index="representation", columns="label", values="mean")
+        .reset_index()
+    )
+    context.add_output_metadata(
+        {
+            **figure_metadata(storage, "clustering_scores", png_bytes(fig)),
+            "mean_silhouette": markdown(sil),
+        }
+    )
     return summary
 
 
@@ -369,19 +528,27 @@ def clustering_score_summary(
 class GeneProgramConfig(dg.Config):
     """Standardised loadings, dimension importance and program genes (InterScale's settings)."""
 
-    cumulative_cutoff: float = Field(default=0.6, gt=0, le=1, description="Dims kept until their cumulative "
-                                                                            "importance reaches this.")
+    cumulative_cutoff: float = Field(
+        default=0.6, gt=0, le=1, description="Dims kept until their cumulative importance reaches this."
+    )
     importance_mode: str = Field(default="full", description="full (uses Corr(z)) or diag.")
     top_n: int = Field(default=20, ge=1, description="Genes per selected dim.")
-    min_frac: float = Field(default=0.05, ge=0, description="Minimum fraction of observations expressing a gene.")
+    min_frac: float = Field(
+        default=0.05, ge=0, description="Minimum fraction of observations expressing a gene."
+    )
     min_sd: float = Field(default=0.0, ge=0, description="Minimum expression SD (0 = no filter).")
     rank_by: str = Field(default="loading", description="loading or loading_x_sd.")
-    residualize: bool = Field(default=False, description="Scale each dim's scores by its uniqueness "
-                                                         "sqrt(1 - R^2) on the other dims (InterScale).")
-    residualise_covariate: str = Field(default="", description="obs column (e.g. batch) regressed out of "
-                                                               "latent and expression before the loadings.")
-    specificity_ratio: float = Field(default=1.5, ge=0, description="Keep genes whose top |score| is >= this "
-                                                                     "x the second (0 = off).")
+    residualize: bool = Field(
+        default=False,
+        description="Scale each dim's scores by its uniqueness sqrt(1 - R^2) on the other dims (InterScale).",
+    )
+    residualise_covariate: str = Field(
+        default="",
+        description="obs column (e.g. batch) regressed out of latent and expression before the loadings.",
+    )
+    specificity_ratio: float = Field(
+        default=1.5, ge=0, description="Keep genes whose top |score| is >= this x the second (0 = off)."
+    )
     kpnn_networks: list[str] = Field(default=["full", "pruned"], description="KPNN latents to analyse.")
 
 
@@ -427,14 +594,20 @@ def _covariate(mdata, name: str) -> pd.Series | None:
 
 
 @dg.multi_asset(
-    outs={name: dg.AssetOut(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS[name]),
-                            description=text)
-          for name, text in _PROGRAM_OUTS.items()},
+    outs={
+        name: dg.AssetOut(
+            group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS[name]), description=text
+        )
+        for name, text in _PROGRAM_OUTS.items()
+    },
     ins={"metacell_multiome": dg.AssetIn(), "multiome": dg.AssetIn()},
     deps=["tf_attribution", "kpnn_activations"],
 )
 def gene_programs(
-    context: dg.AssetExecutionContext, config: GeneProgramConfig, metacell_multiome: H5muRef, multiome: H5muRef,
+    context: dg.AssetExecutionContext,
+    config: GeneProgramConfig,
+    metacell_multiome: H5muRef,
+    multiome: H5muRef,
     storage: StorageResource,
 ):
     """Per latent space (TF activity; KPNN hidden nodes): loadings, rank, dim importance, program genes."""
@@ -442,34 +615,61 @@ def gene_programs(
         raise dg.Failure(f"importance_mode must be 'full' or 'diag', got {config.importance_mode!r}")
     if config.rank_by not in ("loading", "loading_x_sd"):
         raise dg.Failure(f"rank_by must be 'loading' or 'loading_x_sd', got {config.rank_by!r}")
-    latents, skipped = _latents(storage, config, read_multiome(metacell_multiome.path),
-                                read_multiome(multiome.path))
+    latents, skipped = _latents(
+        storage, config, read_multiome(metacell_multiome.path), read_multiome(multiome.path)
+    )
     for name, reason in skipped.items():
         context.log.warning(f"latent {name} skipped: {reason}")
     tables: dict[str, list] = {name: [] for name in _PROGRAM_OUTS}
     for name, latent, expression, covariate in latents:
         result = rep.latent_programs(
-            name, latent, expression, cutoff=config.cumulative_cutoff, mode=config.importance_mode,
-            top_n=config.top_n, min_frac=config.min_frac, min_sd=config.min_sd or None, rank_by=config.rank_by,
-            residualize=config.residualize, specificity_ratio=config.specificity_ratio or None, covariate=covariate,
+            name,
+            latent,
+            expression,
+            cutoff=config.cumulative_cutoff,
+            mode=config.importance_mode,
+            top_n=config.top_n,
+            min_frac=config.min_frac,
+            min_sd=config.min_sd or None,
+            rank_by=config.rank_by,
+            residualize=config.residualize,
+            specificity_ratio=config.specificity_ratio or None,
+            covariate=covariate,
         )
         for key in _PROGRAM_OUTS:
             tables[key].append(result[key])
-    frames = {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame({c: [] for c in _COLUMNS[k]})
-              for k, v in tables.items()}
+    frames = {
+        k: pd.concat(v, ignore_index=True) if v else pd.DataFrame({c: [] for c in _COLUMNS[k]})
+        for k, v in tables.items()
+    }
     imp, rank = frames["dim_importance"], frames["latent_rank_report"]
-    common = {"latents": dg.MetadataValue.json([n for n, *_ in latents]), "skipped": dg.MetadataValue.json(skipped)}
+    common = {
+        "latents": dg.MetadataValue.json([n for n, *_ in latents]),
+        "skipped": dg.MetadataValue.json(skipped),
+    }
     extra = {
         "latent_rank_report": {"report": markdown(rank)},
         "dim_importance": {
-            **(figure_metadata(storage, "dim_importance",
-                               png_bytes(rep.plot_dim_importance(imp))) if len(imp) else {}),
+            **(
+                figure_metadata(storage, "dim_importance", png_bytes(rep.plot_dim_importance(imp)))
+                if len(imp)
+                else {}
+            ),
             "selected_dims": dg.MetadataValue.json(
-                {n: g.loc[g["selected"], "dim"].tolist() for n, g in imp.groupby("latent", sort=False)}),
+                {n: g.loc[g["selected"], "dim"].tolist() for n, g in imp.groupby("latent", sort=False)}
+            ),
         },
-        "gene_program_genes": {"programs": markdown(frames["gene_program_genes"].groupby("program", sort=False)
-                                                .size().rename("genes").reset_index())
-                               if len(frames["gene_program_genes"]) else "(none)"},
+        "gene_program_genes": {
+            "programs": markdown(
+                frames["gene_program_genes"]
+                .groupby("program", sort=False)
+                .size()
+                .rename("genes")
+                .reset_index()
+            )
+            if len(frames["gene_program_genes"])
+            else "(none)"
+        },
     }
     for name in _PROGRAM_OUTS:
         yield dg.Output(frames[name], output_name=name, metadata={**common, **extra.get(name, {})})
@@ -478,21 +678,39 @@ def gene_programs(
 class EnrichmentConfig(dg.Config):
     """Offline over-representation of the programs in the shipped GO Biological Process sets."""
 
-    min_genes: int = Field(default=3, ge=1, description="Programs with fewer background genes are not tested.")
-    compare: list[str] = Field(default=["tf_activity", "kpnn_full"], description=(
-        "Two latents whose program genes are also split into shared / unique_<a> / unique_<b> "
-        "(InterScale's comparison); the diverging plot shows unique_<a> vs unique_<b>."))
+    min_genes: int = Field(
+        default=3, ge=1, description="Programs with fewer background genes are not tested."
+    )
+    compare: list[str] = Field(
+        default=["tf_activity", "kpnn_full"],
+        description=(
+            "Two latents whose program genes are also split into shared / unique_<a> / unique_<b> "
+            "(InterScale's comparison); the diverging plot shows unique_<a> vs unique_<b>."
+        ),
+    )
     plot_top_n: int = Field(default=6, ge=1, description="Terms per group in the plot.")
-    plot_groups: int = Field(default=6, ge=1, description="Without the comparison: programs shown (those "
-                                                          "with the smallest adjusted p-values).")
-    min_symbol_coverage: float = Field(default=0.2, ge=0, le=1, description=(
-        "Skip enrichment (with a note per program) when fewer measured genes than this are GO symbols."))
+    plot_groups: int = Field(
+        default=6,
+        ge=1,
+        description="Without the comparison: programs shown (those with the smallest adjusted p-values).",
+    )
+    min_symbol_coverage: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description=(
+            "Skip enrichment (with a note per program) when fewer measured genes than this are GO symbols."
+        ),
+    )
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["gene_program_enrichment"]))
 def gene_program_enrichment(
-    context: dg.AssetExecutionContext, config: EnrichmentConfig, gene_program_genes: pd.DataFrame,
-    multiome: H5muRef, storage: StorageResource,
+    context: dg.AssetExecutionContext,
+    config: EnrichmentConfig,
+    gene_program_genes: pd.DataFrame,
+    multiome: H5muRef,
+    storage: StorageResource,
 ) -> pd.DataFrame:
     """gseapy ``enrich`` of every program against GO BP (shipped, offline); background = measured genes."""
     from regnet_assets.science.dataset.reference_data import go_bp_gene_sets
@@ -507,13 +725,16 @@ def gene_program_enrichment(
     if groups.empty:
         result = pd.DataFrame({c: pd.Series(dtype=object) for c in _COLUMNS["gene_program_enrichment"]})
     elif coverage < config.min_symbol_coverage:
-        note = (f"enrichment skipped: only {coverage:.0%} of the measured genes are GO BP human symbols "
-                f"(min_symbol_coverage {config.min_symbol_coverage:.0%}); map gene names to human symbols")
+        note = (
+            f"enrichment skipped: only {coverage:.0%} of the measured genes are GO BP human symbols "
+            f"(min_symbol_coverage {config.min_symbol_coverage:.0%}); map gene names to human symbols"
+        )
         context.log.warning(note)
         result = pd.DataFrame({"program": kinds.index, "note": note})
     else:
-        result = enrichment.enrich_programs(groups, background, sets, min_genes=config.min_genes,
-                                            gene_set_name="GO_BP")
+        result = enrichment.enrich_programs(
+            groups, background, sets, min_genes=config.min_genes, gene_set_name="GO_BP"
+        )
     result.insert(1, "kind", result["program"].map(kinds))
     result = result.reindex(columns=list(_COLUMNS["gene_program_enrichment"]))
     tested = result[result["Term"].notna()]
@@ -526,16 +747,26 @@ def gene_program_enrichment(
         groups = tuple(best.index[: config.plot_groups])
     fig = enrichment.plot_top_terms(tested, top_n=config.plot_top_n, groups=groups or None)
     top = tested.sort_values("Adjusted P-value", kind="stable").groupby("program", sort=False).head(1)
-    context.add_output_metadata({
-        **figure_metadata(storage, "gene_program_enrichment", png_bytes(fig)),
-        "symbol_coverage": coverage, "programs": int(result["program"].nunique()),
-        "programs_with_terms": int(tested["program"].nunique()),
-        "top_term_per_program": markdown(top[["program", "Term", "Overlap", "Adjusted P-value"]]),
-        "plot": "unique_<a> vs unique_<b> (diverging)" if diverging else f"top terms of {list(groups)}",
-    })
+    context.add_output_metadata(
+        {
+            **figure_metadata(storage, "gene_program_enrichment", png_bytes(fig)),
+            "symbol_coverage": coverage,
+            "programs": int(result["program"].nunique()),
+            "programs_with_terms": int(tested["program"].nunique()),
+            "top_term_per_program": markdown(top[["program", "Term", "Overlap", "Adjusted P-value"]]),
+            "plot": "unique_<a> vs unique_<b> (diverging)" if diverging else f"top terms of {list(groups)}",
+        }
+    )
     return result
 
 
-REPORT_TABLES = [ablated_gene_models, gene_ranks, embeddings, clustering_scores, clustering_score_summary,
-                 gene_programs, gene_program_enrichment]
+REPORT_TABLES = [
+    ablated_gene_models,
+    gene_ranks,
+    embeddings,
+    clustering_scores,
+    clustering_score_summary,
+    gene_programs,
+    gene_program_enrichment,
+]
 REPORT_ASSETS = REPORT_TABLES

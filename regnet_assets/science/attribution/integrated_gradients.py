@@ -29,8 +29,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,8 +39,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regnet_assets.science.models.module import BN_EPS, LN_EPS, BatchedGeneModel, ModelSpec, ReferenceGeneModel
-from regnet_assets.science.models.trainer import CHECKPOINT_FORMAT, GeneInputs, GeneResult, StackedInputs, load_gene_model_file
+from regnet_assets.science.models.module import (
+    BN_EPS,
+    LN_EPS,
+    BatchedGeneModel,
+    ModelSpec,
+    ReferenceGeneModel,
+)
+from regnet_assets.science.models.trainer import (
+    CHECKPOINT_FORMAT,
+    GeneInputs,
+    GeneResult,
+    StackedInputs,
+    load_gene_model_file,
+)
 
 __all__ = [
     "GeneAttribution",
@@ -68,12 +81,14 @@ class GeneAttribution:
     def to_frame(self) -> pd.DataFrame:
         """Long form: gene, metacell, tf, attribution (metacell-major)."""
         m, t = self.attributions.shape
-        return pd.DataFrame({
-            "gene": np.full(m * t, self.gene, dtype=object),
-            "metacell": np.repeat(np.asarray(self.metacells, dtype=object), t),
-            "tf": np.tile(np.asarray(self.tf_names, dtype=object), m),
-            "attribution": self.attributions.reshape(-1).astype(np.float64),
-        })
+        return pd.DataFrame(
+            {
+                "gene": np.full(m * t, self.gene, dtype=object),
+                "metacell": np.repeat(np.asarray(self.metacells, dtype=object), t),
+                "tf": np.tile(np.asarray(self.tf_names, dtype=object), m),
+                "attribution": self.attributions.reshape(-1).astype(np.float64),
+            }
+        )
 
 
 def attribution_table(attributions: Sequence[GeneAttribution]) -> pd.DataFrame:
@@ -81,7 +96,8 @@ def attribution_table(attributions: Sequence[GeneAttribution]) -> pd.DataFrame:
     frames = [a.to_frame() for a in attributions]
     if not frames:
         return pd.DataFrame({"gene": [], "metacell": [], "tf": [], "attribution": []}).astype(
-            {"gene": object, "metacell": object, "tf": object, "attribution": np.float64})
+            {"gene": object, "metacell": object, "tf": object, "attribution": np.float64}
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -114,7 +130,9 @@ def _gene_entries(models, inputs: Sequence[GeneInputs]) -> list[tuple[ModelSpec,
     """(spec, unpadded state_dict) per gene, checked against the inputs' peaks and TFs."""
     if isinstance(models, BatchedGeneModel):
         if models.n_genes != len(inputs):
-            raise ValueError(f"the batched model holds {models.n_genes} genes but {len(inputs)} inputs were given")
+            raise ValueError(
+                f"the batched model holds {models.n_genes} genes but {len(inputs)} inputs were given"
+            )
         out = [(models.spec, models.gene_state_dict(g)) for g in range(models.n_genes)]
         shapes = list(zip(models.n_peaks, models.n_tfs))
     else:
@@ -137,8 +155,10 @@ def _gene_entries(models, inputs: Sequence[GeneInputs]) -> list[tuple[ModelSpec,
             shapes.append((int(state["n_peaks"]), int(state["n_tfs"])))
     for (p, t), x in zip(shapes, inputs):
         if (p, t) != (len(x.peak_names), len(x.tf_names)):
-            raise ValueError(f"{x.gene}: the model expects {p} peaks and {t} TFs, inputs have "
-                             f"{len(x.peak_names)} and {len(x.tf_names)}")
+            raise ValueError(
+                f"{x.gene}: the model expects {p} peaks and {t} TFs, inputs have "
+                f"{len(x.peak_names)} and {len(x.tf_names)}"
+            )
     return out
 
 
@@ -147,13 +167,19 @@ def batched_model_from_checkpoints(checkpoints: Sequence[ModelLike], device="cpu
     entries = []
     for obj in checkpoints:
         if isinstance(obj, BatchedGeneModel):
-            entries += [(obj.spec, obj.gene_state_dict(g), obj.n_peaks[g], obj.n_tfs[g]) for g in range(obj.n_genes)]
+            entries += [
+                (obj.spec, obj.gene_state_dict(g), obj.n_peaks[g], obj.n_tfs[g]) for g in range(obj.n_genes)
+            ]
         else:
             s = _state_of(obj)
-            entries.append((ModelSpec.from_dict(s["spec"]), s["state_dict"], int(s["n_peaks"]), int(s["n_tfs"])))
+            entries.append(
+                (ModelSpec.from_dict(s["spec"]), s["state_dict"], int(s["n_peaks"]), int(s["n_tfs"]))
+            )
     if not entries:
         raise ValueError("no checkpoints given")
-    return _build([(spec, st) for spec, st, _, _ in entries], [e[2] for e in entries], [e[3] for e in entries], device)
+    return _build(
+        [(spec, st) for spec, st, _, _ in entries], [e[2] for e in entries], [e[3] for e in entries], device
+    )
 
 
 def _build(entries, n_peaks, n_tfs, device) -> BatchedGeneModel:
@@ -182,13 +208,19 @@ def _check_inputs(inputs: Sequence[GeneInputs], spec_of: list[ModelSpec]) -> Non
             if x.peak_seq is None:
                 raise ValueError(f"{x.gene}: the model uses sequences but inputs.peak_seq is None")
             if np.shape(x.peak_seq)[1] != spec.seq_len:
-                raise ValueError(f"{x.gene}: sequence length {np.shape(x.peak_seq)[1]}, the model expects {spec.seq_len}")
+                raise ValueError(
+                    f"{x.gene}: sequence length {np.shape(x.peak_seq)[1]}, the model expects {spec.seq_len}"
+                )
         if np.shape(x.covariates)[1] != spec.n_covariates:
-            raise ValueError(f"{x.gene}: {np.shape(x.covariates)[1]} covariates, the model expects {spec.n_covariates}")
+            raise ValueError(
+                f"{x.gene}: {np.shape(x.covariates)[1]} covariates, the model expects {spec.n_covariates}"
+            )
 
 
 def _metacell_names(x: GeneInputs) -> list[str]:
-    return [str(c) for c in x.metacells] if x.metacells is not None else [str(i) for i in range(len(x.tf_exp))]
+    return (
+        [str(c) for c in x.metacells] if x.metacells is not None else [str(i) for i in range(len(x.tf_exp))]
+    )
 
 
 # ====================================================================== split forward
@@ -223,19 +255,24 @@ def _baseline_preactivation(model: BatchedGeneModel, enc, acc, dist_w, cov) -> t
     q, k, v = qkv.reshape(g * b, p, 3, h, d // h).permute(2, 0, 3, 1, 4)
     keep = model.peak_mask.bool()[:, None, None, None, :].expand(g, b, 1, 1, p).reshape(g * b, 1, 1, p)
     o = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-    o = torch.baddbmm(model.out_b.unsqueeze(1), o.transpose(1, 2).reshape(g, b * p, d), model.out_w.transpose(1, 2))
+    o = torch.baddbmm(
+        model.out_b.unsqueeze(1), o.transpose(1, 2).reshape(g, b * p, d), model.out_w.transpose(1, 2)
+    )
     x = x + o.reshape(g, b, p, d)
     y = F.layer_norm(x, (d,), eps=LN_EPS) * model.ln2_w[:, None, None] + model.ln2_b[:, None, None]
     y = torch.baddbmm(model.ffn1_b.unsqueeze(1), y.reshape(g, b * p, d), model.ffn1_w.transpose(1, 2))
     y = torch.baddbmm(model.ffn2_b.unsqueeze(1), y, model.ffn2_w.transpose(1, 2))
     x = x + F.relu(y).reshape(g, b, p, d)
     pmask = model.peak_mask
-    feat = torch.cat([
-        (x * pmask[:, None, :, None]).reshape(g, b, p * d),
-        (dist_w * pmask).unsqueeze(1).expand(g, b, p),
-        torch.zeros(g, b, model.t_max, dtype=acc.dtype, device=acc.device),
-        cov,
-    ], dim=-1)
+    feat = torch.cat(
+        [
+            (x * pmask[:, None, :, None]).reshape(g, b, p * d),
+            (dist_w * pmask).unsqueeze(1).expand(g, b, p),
+            torch.zeros(g, b, model.t_max, dtype=acc.dtype, device=acc.device),
+            cov,
+        ],
+        dim=-1,
+    )
     return torch.baddbmm(model.head1_b.unsqueeze(1), feat, model.head1_w.transpose(1, 2))
 
 
@@ -349,10 +386,14 @@ def integrated_gradients(
     direct = isinstance(models, BatchedGeneModel) and genes_per_chunk >= models.n_genes
     if direct:
         if models.n_genes != len(inputs):
-            raise ValueError(f"the batched model holds {models.n_genes} genes but {len(inputs)} inputs were given")
+            raise ValueError(
+                f"the batched model holds {models.n_genes} genes but {len(inputs)} inputs were given"
+            )
         for g, x in enumerate(inputs):
             if (models.n_peaks[g], models.n_tfs[g]) != (len(x.peak_names), len(x.tf_names)):
-                raise ValueError(f"{x.gene}: the model expects {models.n_peaks[g]} peaks and {models.n_tfs[g]} TFs")
+                raise ValueError(
+                    f"{x.gene}: the model expects {models.n_peaks[g]} peaks and {models.n_tfs[g]} TFs"
+                )
         _check_inputs(inputs, [models.spec] * len(inputs))
         chunks = [(list(range(len(inputs))), models)]
     else:
@@ -362,15 +403,23 @@ def integrated_gradients(
         for i, (spec, _) in enumerate(entries):
             groups.setdefault(json.dumps(spec.to_dict(), sort_keys=True), []).append(i)
         step = genes_per_chunk
-        chunks = [(idx[j:j + step], None) for idx in groups.values() for j in range(0, len(idx), step)]
+        chunks = [(idx[j : j + step], None) for idx in groups.values() for j in range(0, len(idx), step)]
 
     results: list[GeneAttribution | None] = [None] * len(inputs)
     for idx, model in chunks:
         if model is None:
-            model = _build([entries[i] for i in idx], [len(inputs[i].peak_names) for i in idx],
-                           [len(inputs[i].tf_names) for i in idx], device)
-        for i, out in zip(idx, _attribute_chunk(model, [inputs[i] for i in idx], alphas, weights, device,
-                                                max_elements, engine, method, dtype)):
+            model = _build(
+                [entries[i] for i in idx],
+                [len(inputs[i].peak_names) for i in idx],
+                [len(inputs[i].tf_names) for i in idx],
+                device,
+            )
+        for i, out in zip(
+            idx,
+            _attribute_chunk(
+                model, [inputs[i] for i in idx], alphas, weights, device, max_elements, engine, method, dtype
+            ),
+        ):
             results[i] = out
     return results  # type: ignore[return-value]
 
@@ -381,14 +430,20 @@ def _auto_genes_per_chunk(models, inputs, max_elements: int) -> int:
         spec = models.spec
     else:
         first = next(iter(models), None)
-        spec = first.spec if isinstance(first, BatchedGeneModel) else ModelSpec.from_dict(_state_of(first)["spec"])
+        spec = (
+            first.spec
+            if isinstance(first, BatchedGeneModel)
+            else ModelSpec.from_dict(_state_of(first)["spec"])
+        )
     if not spec.use_sequence:
         return len(inputs)
     per_gene = max(len(x.peak_names) for x in inputs) * spec.seq_len * 3 * max(spec.n_filters[0], 4)
     return max(1, min(len(inputs), 4 * max_elements // per_gene))
 
 
-def _attribute_chunk(model: BatchedGeneModel, inputs, alphas, weights, device, max_elements, engine, method, dtype):
+def _attribute_chunk(
+    model: BatchedGeneModel, inputs, alphas, weights, device, max_elements, engine, method, dtype
+):
     param = next(model.parameters())
     if param.device != device or param.dtype != dtype:
         model = copy.deepcopy(model).to(device=device, dtype=dtype)
@@ -404,21 +459,31 @@ def _attribute_chunk(model: BatchedGeneModel, inputs, alphas, weights, device, m
         attr, fx, fb = [], [], []
         if engine == "head":
             rows = max(1, max_elements // (g * trunk))
-            c0 = torch.cat([_baseline_preactivation(model, enc, data.acc[:, i:i + rows], data.dist,
-                                                    data.cov[:, i:i + rows]) for i in range(0, m, rows)], dim=1)
+            c0 = torch.cat(
+                [
+                    _baseline_preactivation(
+                        model, enc, data.acc[:, i : i + rows], data.dist, data.cov[:, i : i + rows]
+                    )
+                    for i in range(0, m, rows)
+                ],
+                dim=1,
+            )
             rows = max(1, max_elements // (g * (1 if method == "exact" else s) * max(hh, t)))
             for i in range(0, m, rows):
                 if method == "exact":
-                    a, f1, f0 = _exact_head_ig(model, c0[:, i:i + rows], data.tf[:, i:i + rows])
+                    a, f1, f0 = _exact_head_ig(model, c0[:, i : i + rows], data.tf[:, i : i + rows])
                 else:
-                    a, f1, f0 = _head_ig(model, c0[:, i:i + rows], data.tf[:, i:i + rows], alphas, weights)
+                    a, f1, f0 = _head_ig(
+                        model, c0[:, i : i + rows], data.tf[:, i : i + rows], alphas, weights
+                    )
                 attr.append(a), fx.append(f1), fb.append(f0)
         else:
             rows = max(1, max_elements // (g * s * trunk))
             for i in range(0, m, rows):
                 sl = slice(i, i + rows)
-                a, f1, f0 = _full_ig(model, enc, data.acc[:, sl], data.dist, data.tf[:, sl], data.cov[:, sl],
-                                     alphas, weights)
+                a, f1, f0 = _full_ig(
+                    model, enc, data.acc[:, sl], data.dist, data.tf[:, sl], data.cov[:, sl], alphas, weights
+                )
                 attr.append(a), fx.append(f1), fb.append(f0)
         attr_all = torch.cat(attr, 1).cpu().double().numpy()
         fx_all = torch.cat(fx, 1).cpu().double().numpy()
@@ -428,10 +493,18 @@ def _attribute_chunk(model: BatchedGeneModel, inputs, alphas, weights, device, m
     out = []
     for k, x in enumerate(inputs):
         a = attr_all[k, :, : len(x.tf_names)]
-        out.append(GeneAttribution(
-            gene=x.gene, tf_names=list(x.tf_names), metacells=_metacell_names(x), attributions=a,
-            delta=a.sum(1) - (fx_all[k] - fb_all[k]), f_x=fx_all[k], f_baseline=fb_all[k],
-            n_steps=0 if method == "exact" else len(alphas)))
+        out.append(
+            GeneAttribution(
+                gene=x.gene,
+                tf_names=list(x.tf_names),
+                metacells=_metacell_names(x),
+                attributions=a,
+                delta=a.sum(1) - (fx_all[k] - fb_all[k]),
+                f_x=fx_all[k],
+                f_baseline=fb_all[k],
+                n_steps=0 if method == "exact" else len(alphas),
+            )
+        )
     return out
 
 
@@ -454,7 +527,9 @@ class TFForward(nn.Module):
         self.dist = data.dist
 
     def forward(self, tf, acc, cov):
-        return self.model.forward_encoded(self.enc, acc.unsqueeze(0), self.dist, tf.unsqueeze(0), cov.unsqueeze(0))[0]
+        return self.model.forward_encoded(
+            self.enc, acc.unsqueeze(0), self.dist, tf.unsqueeze(0), cov.unsqueeze(0)
+        )[0]
 
 
 class _ReferenceForward(nn.Module):
@@ -473,7 +548,7 @@ class _ReferenceForward(nn.Module):
 
 
 def _one_gene_model(model: ModelLike, x: GeneInputs, device) -> BatchedGeneModel:
-    (spec, state), = _gene_entries([model], [x])
+    ((spec, state),) = _gene_entries([model], [x])
     return _build([(spec, state)], [len(x.peak_names)], [len(x.tf_names)], device)
 
 
@@ -530,8 +605,13 @@ def reference_ig(
             extra: tuple = (cov[sl],)
         else:
             ins, bases, extra = (tf[sl],), (torch.zeros_like(tf[sl]),), (acc[sl], cov[sl])
-        out, delta = ig.attribute(ins, baselines=bases, additional_forward_args=extra,
-                                  n_steps=n_steps, return_convergence_delta=True)
+        out, delta = ig.attribute(
+            ins,
+            baselines=bases,
+            additional_forward_args=extra,
+            n_steps=n_steps,
+            return_convergence_delta=True,
+        )
         with torch.no_grad():
             fx.append(func(*ins, *extra))
             fb.append(func(*bases, *extra))
@@ -539,6 +619,12 @@ def reference_ig(
         deltas.append(delta.detach())
     names = _metacell_names(inputs)
     return GeneAttribution(
-        gene=inputs.gene, tf_names=list(inputs.tf_names), metacells=[names[r] for r in rows],
-        attributions=torch.cat(attrs).cpu().double().numpy(), delta=torch.cat(deltas).cpu().double().numpy(),
-        f_x=torch.cat(fx).cpu().double().numpy(), f_baseline=torch.cat(fb).cpu().double().numpy(), n_steps=n_steps)
+        gene=inputs.gene,
+        tf_names=list(inputs.tf_names),
+        metacells=[names[r] for r in rows],
+        attributions=torch.cat(attrs).cpu().double().numpy(),
+        delta=torch.cat(deltas).cpu().double().numpy(),
+        f_x=torch.cat(fx).cpu().double().numpy(),
+        f_baseline=torch.cat(fb).cpu().double().numpy(),
+        n_steps=n_steps,
+    )

@@ -8,7 +8,7 @@ that hold it (reduced in DuckDB without loading it, see :mod:`.tables`). Edges a
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -30,8 +30,10 @@ def attribution_view(con, label: str) -> None:
     """View ``a`` over the view ``attr`` of :func:`.tables.connect`: the attribution columns, typed
     alike whatever the source (names as text, attributions as double)."""
     require_columns(con, "attr", _ATTR_COLS, label)
-    con.execute("CREATE TEMP VIEW a AS SELECT gene::VARCHAR AS gene, metacell::VARCHAR AS metacell, "
-                "tf::VARCHAR AS tf, attribution::DOUBLE AS attribution FROM attr")
+    con.execute(
+        "CREATE TEMP VIEW a AS SELECT gene::VARCHAR AS gene, metacell::VARCHAR AS metacell, "
+        "tf::VARCHAR AS tf, attribution::DOUBLE AS attribution FROM attr"
+    )
 
 
 # ====================================================================== per gene × cell type
@@ -65,29 +67,38 @@ def tf_to_gene(
         raise ValueError("metacell_labels has duplicated metacells")
     if (labels.astype(str) == ALL).any() and include_all:
         raise ValueError(f"a cell type is named {ALL!r}, which is reserved for the all-metacell group")
-    label_frame = pd.DataFrame({"metacell": labels.index, "cell_type": labels.astype(str).to_numpy()},
-                               dtype="string")
-    stats = ("avg(attribution) AS mean_attr, stddev_pop(attribution) AS std_attr, "
-             "count(*) AS n_metacells")
+    label_frame = pd.DataFrame(
+        {"metacell": labels.index, "cell_type": labels.astype(str).to_numpy()}, dtype="string"
+    )
+    stats = "avg(attribution) AS mean_attr, stddev_pop(attribution) AS std_attr, count(*) AS n_metacells"
     with connect(attr=attr_long, labels=label_frame) as con:
         attribution_view(con, "attr_long")
-        unlabelled = con.sql("SELECT DISTINCT metacell FROM a ANTI JOIN labels USING (metacell) "
-                             "ORDER BY metacell").fetchall()
+        unlabelled = con.sql(
+            "SELECT DISTINCT metacell FROM a ANTI JOIN labels USING (metacell) ORDER BY metacell"
+        ).fetchall()
         if unlabelled:
-            raise ValueError(f"{len(unlabelled)} metacells have no cell-type label, e.g. {unlabelled[0][0]!r}")
+            raise ValueError(
+                f"{len(unlabelled)} metacells have no cell-type label, e.g. {unlabelled[0][0]!r}"
+            )
         sql = f"SELECT gene, cell_type, tf, {stats} FROM a JOIN labels USING (metacell) GROUP BY ALL"
         if include_all:
             sql += f" UNION ALL SELECT gene, '{ALL}' AS cell_type, tf, {stats} FROM a GROUP BY ALL"
         agg = con.sql(sql).df()
     key = agg["mean_attr"].abs() if rank_by == "abs" else agg["mean_attr"]
-    agg = (agg.assign(_key=-key).sort_values(["gene", "cell_type", "_key", "tf"], kind="stable")
-           .drop(columns="_key"))
+    agg = (
+        agg.assign(_key=-key)
+        .sort_values(["gene", "cell_type", "_key", "tf"], kind="stable")
+        .drop(columns="_key")
+    )
     agg["rank"] = agg.groupby(["gene", "cell_type"], sort=False).cumcount() + 1
     if n_tfs is not None:
         agg = agg[agg["rank"] <= n_tfs]
-    agg = agg.astype({"gene": object, "cell_type": object, "tf": object, "n_metacells": np.int64,
-                      "rank": np.int64})
-    return agg[["gene", "cell_type", "tf", "mean_attr", "std_attr", "n_metacells", "rank"]].reset_index(drop=True)
+    agg = agg.astype(
+        {"gene": object, "cell_type": object, "tf": object, "n_metacells": np.int64, "rank": np.int64}
+    )
+    return agg[["gene", "cell_type", "tf", "mean_attr", "std_attr", "n_metacells", "rank"]].reset_index(
+        drop=True
+    )
 
 
 def edge_scores(attr_long: LongTable) -> pd.DataFrame:
@@ -98,8 +109,10 @@ def edge_scores(attr_long: LongTable) -> pd.DataFrame:
     """
     with connect(attr=attr_long) as con:
         attribution_view(con, "attr_long")
-        out = con.sql("SELECT tf, gene, avg(abs(attribution)) AS score, avg(attribution) AS mean_attr "
-                      "FROM a GROUP BY ALL ORDER BY tf, gene").df()
+        out = con.sql(
+            "SELECT tf, gene, avg(abs(attribution)) AS score, avg(attribution) AS mean_attr "
+            "FROM a GROUP BY ALL ORDER BY tf, gene"
+        ).df()
     out = out.astype({"tf": object, "gene": object})
     out["sign"] = np.sign(out["mean_attr"]).astype(np.int64)
     return out[["tf", "gene", "score", "sign", "mean_attr"]]
@@ -113,9 +126,15 @@ def cell_type_edge_scores(tf_to_gene_frame: pd.DataFrame) -> pd.DataFrame:
     """
     _require(tf_to_gene_frame, ("gene", "cell_type", "tf", "mean_attr"), "tf_to_gene frame")
     f = tf_to_gene_frame
-    return pd.DataFrame({"tf": f["tf"].to_numpy(), "gene": f["gene"].to_numpy(),
-                         "cell_type": f["cell_type"].to_numpy(), "score": f["mean_attr"].abs().to_numpy(),
-                         "sign": np.sign(f["mean_attr"].to_numpy()).astype(np.int64)})
+    return pd.DataFrame(
+        {
+            "tf": f["tf"].to_numpy(),
+            "gene": f["gene"].to_numpy(),
+            "cell_type": f["cell_type"].to_numpy(),
+            "score": f["mean_attr"].abs().to_numpy(),
+            "sign": np.sign(f["mean_attr"].to_numpy()).astype(np.int64),
+        }
+    )
 
 
 def regulatory_network(
@@ -137,8 +156,12 @@ def regulatory_network(
     scores = edge_scores(attr_long)
     top = tf_to_gene_all[["tf", "gene", "cell_type"]].astype({"cell_type": str})
     specific = top[top["cell_type"] != ALL]
-    types = (specific.groupby(["tf", "gene"])["cell_type"]
-             .agg(lambda v: ";".join(sorted(set(v)))).rename("cell_types").reset_index())
+    types = (
+        specific.groupby(["tf", "gene"])["cell_type"]
+        .agg(lambda v: ";".join(sorted(set(v))))
+        .rename("cell_types")
+        .reset_index()
+    )
     overall = top.loc[top["cell_type"] == ALL, ["tf", "gene"]].drop_duplicates().assign(top_overall=True)
     net = scores.merge(types, on=["tf", "gene"], how="left").merge(overall, on=["tf", "gene"], how="left")
     net["cell_types"] = net["cell_types"].fillna("")
@@ -149,8 +172,19 @@ def regulatory_network(
     if only_network:
         net = net[net["in_network"]]
     net = net.sort_values(["gene", "score", "tf"], ascending=[True, False, True], kind="stable")
-    return net[["tf", "gene", "score", "sign", "mean_attr", "cell_types", "top_overall", "in_network",
-                "n_targets_of_tf"]].reset_index(drop=True)
+    return net[
+        [
+            "tf",
+            "gene",
+            "score",
+            "sign",
+            "mean_attr",
+            "cell_types",
+            "top_overall",
+            "in_network",
+            "n_targets_of_tf",
+        ]
+    ].reset_index(drop=True)
 
 
 # ====================================================================== baselines
@@ -274,15 +308,31 @@ def grn_recovery(
     rows = []
 
     def add(method, cell_type, y, score, sign_pred):
-        rows.append({"method": method, "cell_type": cell_type, **_metrics(y, score, sign_pred, sign_true),
-                     "n_true_outside": n_outside if cell_type == ALL else np.nan})
+        rows.append(
+            {
+                "method": method,
+                "cell_type": cell_type,
+                **_metrics(y, score, sign_pred, sign_true),
+                "n_true_outside": n_outside if cell_type == ALL else np.nan,
+            }
+        )
 
     def add_random(cell_type, y):
         prev = y.sum() / len(y) if len(y) else np.nan
-        rows.append({"method": "random_expected", "cell_type": cell_type, "n_candidates": int(len(y)),
-                     "n_true": int(y.sum()), "auroc": 0.5, "auprc": prev, "prevalence": prev,
-                     "sign_accuracy": 0.5, "n_signed": int(y.sum()),
-                     "n_true_outside": n_outside if cell_type == ALL else np.nan})
+        rows.append(
+            {
+                "method": "random_expected",
+                "cell_type": cell_type,
+                "n_candidates": int(len(y)),
+                "n_true": int(y.sum()),
+                "auroc": 0.5,
+                "auprc": prev,
+                "prevalence": prev,
+                "sign_accuracy": 0.5,
+                "n_signed": int(y.sum()),
+                "n_true_outside": n_outside if cell_type == ALL else np.nan,
+            }
+        )
         add("random_seeded", cell_type, y, rng.random(len(y)), rng.choice([-1.0, 1.0], len(y)))
 
     methods = _methods(edges_scored, candidates, expression, baselines, method_name)
@@ -327,7 +377,11 @@ def plot_pr_curves(
 
     universe = _universe(candidates)
     t = _truth_pairs(truth).astype({"tf": str, "gene": str})
-    y = universe.merge(t[["tf", "gene"]].assign(_t=True), on=["tf", "gene"], how="left")["_t"].notna().to_numpy()
+    y = (
+        universe.merge(t[["tf", "gene"]].assign(_t=True), on=["tf", "gene"], how="left")["_t"]
+        .notna()
+        .to_numpy()
+    )
     fig = Figure(figsize=(5, 4.5))
     ax = fig.add_subplot(1, 1, 1)
     if 0 < y.sum() < len(y):

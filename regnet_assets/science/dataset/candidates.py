@@ -64,8 +64,11 @@ def gene_tf_candidates(
             found=f"shape {tuple(rna_counts.shape)}",
         )
     empty = pd.DataFrame(
-        {"gene": pd.Series([], dtype=object), "tf": pd.Series([], dtype=object),
-         "n_peaks_hit": pd.Series([], dtype=np.int64)}
+        {
+            "gene": pd.Series([], dtype=object),
+            "tf": pd.Series([], dtype=object),
+            "n_peaks_hit": pd.Series([], dtype=np.int64),
+        }
     )
 
     links = peak_to_gene[["gene", "peak"]].astype(str)
@@ -79,17 +82,17 @@ def gene_tf_candidates(
     genes, g_idx = np.unique(links["gene"].to_numpy(dtype=str), return_inverse=True)
     if genes.size == 0 or tf_names.size == 0:
         return empty
-    L = sp.csr_matrix(
-        (np.ones(len(p_idx)), (g_idx, p_idx)), shape=(genes.size, len(peak_index))
-    )
+    L = sp.csr_matrix((np.ones(len(p_idx)), (g_idx, p_idx)), shape=(genes.size, len(peak_index)))
     L.data[:] = 1.0  # a pair listed twice is still one peak
 
     # Merge motif columns by TF name, then keep expressed TFs only.
     tfs, t_idx = np.unique(tf_names.to_numpy(dtype=str), return_inverse=True)
-    T = sp.csr_matrix((np.ones(len(t_idx)), (np.arange(len(t_idx)), t_idx)),
-                      shape=(len(t_idx), tfs.size))
-    H = sp.csr_matrix(motif_hits, dtype=np.float64) if not sp.issparse(motif_hits) \
+    T = sp.csr_matrix((np.ones(len(t_idx)), (np.arange(len(t_idx)), t_idx)), shape=(len(t_idx), tfs.size))
+    H = (
+        sp.csr_matrix(motif_hits, dtype=np.float64)
+        if not sp.issparse(motif_hits)
         else motif_hits.tocsr().astype(np.float64)
+    )
     H = ((H != 0).astype(np.float64) @ T) > 0
 
     frac = expressed_fraction(rna_counts)
@@ -126,9 +129,7 @@ def candidates_from_tables(
     tfs = pd.Index(pd.unique(motif_hits["tf"].astype(str)))
     rows = peaks.get_indexer(motif_hits["peak"].astype(str))
     cols = tfs.get_indexer(motif_hits["tf"].astype(str))
-    hits = sp.csr_matrix(
-        (np.ones(len(rows)), (rows, cols)), shape=(len(peaks), len(tfs))
-    )
+    hits = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(peaks), len(tfs)))
     return gene_tf_candidates(
         peak_to_gene, hits, peaks, tfs, rna.X, rna.var_names, min_expr_fraction=min_expr_fraction
     )
@@ -154,10 +155,12 @@ def gene_table(
     if gene_order is not None:
         order = pd.Index(gene_order).astype(str)
         genes = order[order.isin(genes)].unique().append(genes[~genes.isin(order)])
-    table = pd.DataFrame({
-        "gene": genes.to_numpy(dtype=object),
-        "n_peaks": n_peaks.reindex(genes).fillna(0).to_numpy(dtype=np.int64),
-        "n_candidate_tfs": n_tfs.reindex(genes).fillna(0).to_numpy(dtype=np.int64),
-    })
+    table = pd.DataFrame(
+        {
+            "gene": genes.to_numpy(dtype=object),
+            "n_peaks": n_peaks.reindex(genes).fillna(0).to_numpy(dtype=np.int64),
+            "n_candidate_tfs": n_tfs.reindex(genes).fillna(0).to_numpy(dtype=np.int64),
+        }
+    )
     table["modelable"] = (table["n_peaks"] >= min_peaks) & (table["n_candidate_tfs"] >= min_tfs)
     return table

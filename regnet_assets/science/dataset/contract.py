@@ -79,9 +79,7 @@ def read_multiome(path) -> mudata.MuData:
     if not path.is_file():
         raise DatasetError("path", expected="a .h5mu file", found=f"{path} is not a regular file")
     if not h5py.is_hdf5(path):
-        raise DatasetError(
-            "path", expected="an HDF5 (.h5mu) file", found=f"{path} has no HDF5 signature"
-        )
+        raise DatasetError("path", expected="an HDF5 (.h5mu) file", found=f"{path} has no HDF5 signature")
     try:
         with h5py.File(path, "r") as handle:
             keys = set(handle.keys())
@@ -126,13 +124,15 @@ def _index_length(group) -> int | None:
 
 def _check_declared_sizes(handle: h5py.File) -> None:
     """Reject declared sizes that disagree or that no stored data backs, before reading anything."""
+
     def visit(name, obj):
         if not isinstance(obj, h5py.Dataset) or obj.shape is None:
             return
         declared = int(np.prod(obj.shape, dtype=object)) * obj.dtype.itemsize
         if declared > _DECLARED_FLOOR and declared > _MAX_DECLARED_RATIO * obj.id.get_storage_size():
             raise DatasetError(
-                name, expected="a declared size backed by stored data",
+                name,
+                expected="a declared size backed by stored data",
                 found=f"shape {obj.shape} declares {declared:,} bytes but "
                 f"{obj.id.get_storage_size():,} are stored",
             )
@@ -156,21 +156,27 @@ def _check_declared_sizes(handle: h5py.File) -> None:
             raise DatasetError(field, expected="a 2-D count matrix", found=f"declared shape {shape}")
         if None not in (n_obs, n_var) and shape != (n_obs, n_var):
             raise DatasetError(
-                field, expected=f"shape ({n_obs}, {n_var}) as its obs and var declare",
+                field,
+                expected=f"shape ({n_obs}, {n_var}) as its obs and var declare",
                 found=f"declared shape {shape}",
             )
         if not sparse:
             continue
         parts = {k: X.get(k) for k in ("data", "indices", "indptr")}
         if not all(isinstance(v, h5py.Dataset) and v.ndim == 1 for v in parts.values()):
-            raise DatasetError(field, expected="sparse data, indices and indptr arrays",
-                               found=f"members {sorted(X.keys())}")
+            raise DatasetError(
+                field, expected="sparse data, indices and indptr arrays", found=f"members {sorted(X.keys())}"
+            )
         major = shape[1] if str(X.attrs.get("encoding-type", "")).startswith("csc") else shape[0]
         nnz = parts["data"].shape[0]
-        if (parts["indices"].shape[0] != nnz or parts["indptr"].shape[0] != major + 1
-                or nnz > shape[0] * shape[1]):
+        if (
+            parts["indices"].shape[0] != nnz
+            or parts["indptr"].shape[0] != major + 1
+            or nnz > shape[0] * shape[1]
+        ):
             raise DatasetError(
-                field, expected=f"a sparse matrix consistent with its shape {shape}",
+                field,
+                expected=f"a sparse matrix consistent with its shape {shape}",
                 found=f"{nnz} values, {parts['indices'].shape[0]} indices, "
                 f"{parts['indptr'].shape[0]} index pointers",
             )
@@ -185,13 +191,15 @@ def _check_unique_cells(handle: h5py.File) -> None:
         obs = group.get("obs") if isinstance(group, h5py.Group) else None
         if _index_length(obs) is None:
             continue
-        index = obs[obs.attrs["_index"] if isinstance(obs.attrs["_index"], str)
-                   else obs.attrs["_index"].decode()]
+        index = obs[
+            obs.attrs["_index"] if isinstance(obs.attrs["_index"], str) else obs.attrs["_index"].decode()
+        ]
         names = pd.Index(index.asstr()[()] if h5py.check_string_dtype(index.dtype) else index[()])
         if not names.is_unique:
             dup = names[names.duplicated()].unique()
             raise DatasetError(
-                f"mod['{mod}'].obs_names", expected="unique cell names",
+                f"mod['{mod}'].obs_names",
+                expected="unique cell names",
                 found=f"{len(dup)} duplicated, e.g. {list(dup[:3])}",
             )
 
@@ -257,9 +265,7 @@ def _check_names(names: Iterable, field: str, what: str) -> None:
         )
     padded = [n for n in index if n != n.strip()]
     if padded:
-        raise DatasetError(
-            field, expected=f"{what} without surrounding whitespace", found=f"{padded[0]!r}"
-        )
+        raise DatasetError(field, expected=f"{what} without surrounding whitespace", found=f"{padded[0]!r}")
     hidden = [(n, c) for n in index if (c := _hidden_character(n))]
     if hidden:
         raise DatasetError(
@@ -295,9 +301,7 @@ def _check_counts(X, field: str) -> None:
         flat = np.asarray(X).reshape(-1)  # np.asarray: np.matrix would stay 2-D
         values = (flat[i : i + _DENSE_CHUNK] for i in range(0, flat.size, _DENSE_CHUNK))
     else:
-        raise DatasetError(
-            field, expected="a numpy array or scipy sparse matrix", found=type(X).__name__
-        )
+        raise DatasetError(field, expected="a numpy array or scipy sparse matrix", found=type(X).__name__)
     dtype = np.dtype(X.dtype)
     if dtype.kind not in "iuf":
         raise DatasetError(field, expected="a numeric (integer or float) dtype", found=str(dtype))
@@ -306,9 +310,7 @@ def _check_counts(X, field: str) -> None:
             finite = np.isfinite(chunk)
             if not finite.all():
                 n = int((~finite).sum())
-                raise DatasetError(
-                    field, expected="finite counts", found=f"at least {n} NaN/inf values"
-                )
+                raise DatasetError(field, expected="finite counts", found=f"at least {n} NaN/inf values")
         if dtype.kind != "u":
             neg = chunk < 0
             if neg.any():
@@ -347,9 +349,7 @@ def parse_peak_names(names: Iterable[str], field: str = "mod['atac'].var_names")
             expected="start < end in every peak name",
             found=f"{int(inverted.sum())} peaks, first {names[inverted][0]!r}",
         )
-    return pd.DataFrame(
-        {"chrom": parts[0].to_numpy(dtype=object), "start": start, "end": end}, index=names
-    )
+    return pd.DataFrame({"chrom": parts[0].to_numpy(dtype=object), "start": start, "end": end}, index=names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,9 +361,7 @@ def _normalise_p2g(table, genes: pd.Index, peaks: pd.Index) -> pd.DataFrame:
         try:
             table = pd.DataFrame(dict(table))
         except Exception as exc:  # noqa: BLE001
-            raise DatasetError(
-                P2G_FIELD, expected="a DataFrame", found=type(table).__name__
-            ) from exc
+            raise DatasetError(P2G_FIELD, expected="a DataFrame", found=type(table).__name__) from exc
     missing = [c for c in P2G_COLUMNS if c not in table.columns]
     if missing:
         raise DatasetError(
@@ -390,12 +388,9 @@ def _normalise_p2g(table, genes: pd.Index, peaks: pd.Index) -> pd.DataFrame:
     raw = table["distance"]
     numeric = pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
     if not numeric and raw.dtype == object:  # e.g. mixed ints/floats read back from uns
-        numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-                      for v in raw)
+        numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in raw)
     if not numeric:
-        raise DatasetError(
-            f"{P2G_FIELD}.distance", expected="numeric distances", found=f"dtype {raw.dtype}"
-        )
+        raise DatasetError(f"{P2G_FIELD}.distance", expected="numeric distances", found=f"dtype {raw.dtype}")
     distance = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(distance) | (distance < 0)
     if bad.any():
@@ -610,8 +605,7 @@ def validate_multiome(
         raise DatasetError(
             "mod['rna'].obs_names / mod['atac'].obs_names",
             expected="the same cells in both modalities",
-            found=f"{len(only_rna)} cells only in rna, {len(only_atac)} only in atac, "
-            f"e.g. {example}",
+            found=f"{len(only_rna)} cells only in rna, {len(only_atac)} only in atac, e.g. {example}",
         )
     _check_names(rna.var_names, "mod['rna'].var_names", "gene names")
     _check_names(atac.var_names, "mod['atac'].var_names", "peak names")
@@ -621,9 +615,7 @@ def validate_multiome(
 
     labels = obs_column(mdata, groupby)
     if labels is None:
-        cols = sorted(
-            set(mdata.obs.columns).union(*(set(m.obs.columns) for m in mdata.mod.values()))
-        )
+        cols = sorted(set(mdata.obs.columns).union(*(set(m.obs.columns) for m in mdata.mod.values())))
         raise DatasetError(
             f"obs['{groupby}']",
             expected=f"a '{groupby}' column in global or per-modality obs",

@@ -213,16 +213,20 @@ def make_metacells(
         raise ValueError(f"train_fraction must be in [0, 1], got {train_fraction}")
     for name in ("rna", "atac"):
         if name not in mdata.mod:
-            raise DatasetError(f"mod['{name}']", expected=f"a '{name}' modality",
-                               found=f"modalities {sorted(mdata.mod)}")
+            raise DatasetError(
+                f"mod['{name}']", expected=f"a '{name}' modality", found=f"modalities {sorted(mdata.mod)}"
+            )
     rna, atac = mdata.mod["rna"], mdata.mod["atac"]
     cells = rna.obs_names
     if rna.n_obs == 0:
         raise DatasetError("mod['rna']", expected="at least one cell", found="0 cells")
     atac_rows = atac.obs_names.get_indexer(cells)
     if (atac_rows < 0).any() or atac.n_obs != rna.n_obs:
-        raise DatasetError("mod['atac'].obs_names", expected="the same cells as mod['rna']",
-                           found=f"{int((atac_rows < 0).sum())} rna cells missing from atac")
+        raise DatasetError(
+            "mod['atac'].obs_names",
+            expected="the same cells as mod['rna']",
+            found=f"{int((atac_rows < 0).sum())} rna cells missing from atac",
+        )
     identity = np.array_equal(atac_rows, np.arange(atac.n_obs))
 
     def atac_matrix(X):
@@ -264,8 +268,11 @@ def make_metacells(
         values = obs_column(mdata, col)
         if values is None:
             if col == groupby:
-                raise DatasetError(f"obs['{groupby}']", expected=f"a '{groupby}' column",
-                                   found="no such column in global or per-modality obs")
+                raise DatasetError(
+                    f"obs['{groupby}']",
+                    expected=f"a '{groupby}' column",
+                    found="no such column in global or per-modality obs",
+                )
             continue
         obs[col] = _majority(M, values.reindex(cells), seeds)
         if col == groupby:
@@ -275,9 +282,7 @@ def make_metacells(
         obs[f"total_counts_{mod}"] = total
         # log10 as in Cell2Net; an empty metacell gets 0 rather than -inf so models stay finite.
         obs[f"total_counts_{mod}_log"] = np.log10(np.maximum(total, 1.0))
-    obs["split"] = pd.Categorical(
-        _split(n_mc, train_fraction, strata, seed), categories=["train", "valid"]
-    )
+    obs["split"] = pd.Categorical(_split(n_mc, train_fraction, strata, seed), categories=["train", "valid"])
 
     with quiet_mudata():
         out = mudata.MuData({"rna": rna_mc, "atac": atac_mc})
@@ -287,8 +292,12 @@ def make_metacells(
     out.uns.update(copy.deepcopy(dict(mdata.uns)))
     out.uns["member_cells"] = np.asarray(cells, dtype=object)
     out.uns["metacells"] = {
-        "n_metacells": int(n_mc), "k": int(k_eff), "n_pcs": int(n_pcs), "seed": int(seed),
-        "groupby": groupby or "", "train_fraction": float(train_fraction),
+        "n_metacells": int(n_mc),
+        "k": int(k_eff),
+        "n_pcs": int(n_pcs),
+        "seed": int(seed),
+        "groupby": groupby or "",
+        "train_fraction": float(train_fraction),
         "seeding": "kmeans++ (D2) on PCA of log-normalised RNA",
     }
     return out

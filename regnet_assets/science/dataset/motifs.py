@@ -141,9 +141,7 @@ def _deficit_distribution(int_matrix: np.ndarray, max_deficit: int) -> np.ndarra
     return dist
 
 
-def score_threshold(
-    log_odds: np.ndarray, pvalue: float, resolution: int = DEFAULT_RESOLUTION
-) -> float:
+def score_threshold(log_odds: np.ndarray, pvalue: float, resolution: int = DEFAULT_RESOLUTION) -> float:
     """Smallest achievable score whose upper-tail probability under the background is <= pvalue.
 
     Exact for the discretised matrix (``discretise(log_odds, resolution)`` / resolution), which

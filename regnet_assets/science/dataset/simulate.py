@@ -48,7 +48,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from regnet_assets.atomic import write_atomic
-
 from regnet_assets.science.dataset import motifs as motif_lib
 from regnet_assets.science.dataset.reference_data import dorothea
 
@@ -143,23 +142,42 @@ class SimulationConfig:
             if not ok:
                 raise ValueError(f"SimulationConfig: {message}")
 
-        for name in ("n_cells", "n_target_genes", "n_tfs", "regulators", "n_cell_types",
-                     "n_batches", "n_chromosomes", "n_latent_factors"):
+        for name in (
+            "n_cells",
+            "n_target_genes",
+            "n_tfs",
+            "regulators",
+            "n_cell_types",
+            "n_batches",
+            "n_chromosomes",
+            "n_latent_factors",
+        ):
             check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("regulators_per_gene", "peaks_per_gene", "functional_peaks_per_edge",
-                     "decoy_motif_peaks_per_gene", "weight_range", "weak_weight_range"):
+        for name in (
+            "regulators_per_gene",
+            "peaks_per_gene",
+            "functional_peaks_per_edge",
+            "decoy_motif_peaks_per_gene",
+            "weight_range",
+            "weak_weight_range",
+        ):
             lo, hi = getattr(self, name)
             check(0 <= lo <= hi, f"{name} must be (low, high) with 0 <= low <= high")
         check(self.regulators_per_gene[0] >= 1, "regulators_per_gene low must be >= 1")
         check(self.regulators <= self.n_tfs, "n_regulators must be <= n_tfs")
         pathway_tfs = _pathway_tfs(self.hierarchy)
-        check(len(pathway_tfs) <= self.regulators,
-              f"n_regulators must cover the hierarchy's {len(pathway_tfs)} TFs")
+        check(
+            len(pathway_tfs) <= self.regulators,
+            f"n_regulators must cover the hierarchy's {len(pathway_tfs)} TFs",
+        )
         check(self.functional_peaks_per_edge[0] >= 1, "functional_peaks_per_edge low must be >= 1")
-        need = (self.regulators_per_gene[1] * self.functional_peaks_per_edge[0]
-                + self.decoy_motif_peaks_per_gene[0])
-        check(self.peaks_per_gene[0] >= need,
-              f"peaks_per_gene low must be >= {need} to hold the planted sites")
+        need = (
+            self.regulators_per_gene[1] * self.functional_peaks_per_edge[0]
+            + self.decoy_motif_peaks_per_gene[0]
+        )
+        check(
+            self.peaks_per_gene[0] >= need, f"peaks_per_gene low must be >= {need} to hold the planted sites"
+        )
         check(self.peak_length >= 32, "peak_length must be >= 32")
         check(self.window >= 100 * self.peak_length, "window too small for the peaks")
         check(0 < self.gc_content < 1, "gc_content must be in (0, 1)")
@@ -175,11 +193,18 @@ class SimulationConfig:
         return max(len(_pathway_tfs(self.hierarchy)), by_fraction)
 
     @classmethod
-    def small(cls, seed: int = 0, **overrides) -> "SimulationConfig":
+    def small(cls, seed: int = 0, **overrides) -> SimulationConfig:
         """A tiny dataset (~600 cells, 12 targets, 16 TFs) that simulates in about a second."""
         params = dict(
-            seed=seed, n_cells=600, n_target_genes=12, n_tfs=16, regulator_fraction=0.5,
-            peaks_per_gene=(8, 12), n_cell_types=3, n_batches=2, n_chromosomes=2,
+            seed=seed,
+            n_cells=600,
+            n_target_genes=12,
+            n_tfs=16,
+            regulator_fraction=0.5,
+            peaks_per_gene=(8, 12),
+            n_cell_types=3,
+            n_batches=2,
+            n_chromosomes=2,
         )
         params.update(overrides)
         return cls(**params)
@@ -247,18 +272,17 @@ def _select_genes(config: SimulationConfig, rng: np.random.Generator, pfms):
     pathway = _pathway_tfs(config.hierarchy)
     missing = [t for t in pathway if t not in eligible]
     if missing:
-        raise ValueError(
-            f"hierarchy TFs without a usable JASPAR motif / DoRothEA regulon: {missing}")
+        raise ValueError(f"hierarchy TFs without a usable JASPAR motif / DoRothEA regulon: {missing}")
     eligible = [t for t in eligible if t not in signalling]
 
     n_repressed = regulons[regulons["mor"] < 0].groupby("tf").size()
     repressor_pool = [t for t in eligible if n_repressed.get(t, 0) >= 5 and t not in pathway]
     n_reg = config.regulators
-    n_repressors = min(int(round(config.repressor_regulator_fraction * n_reg)),
-                       len(repressor_pool), n_reg - len(pathway))
+    n_repressors = min(
+        int(round(config.repressor_regulator_fraction * n_reg)), len(repressor_pool), n_reg - len(pathway)
+    )
     repressors = _choose(rng, repressor_pool, n_repressors)
-    others = _choose(rng, eligible, n_reg - len(pathway) - n_repressors,
-                     exclude=pathway + repressors)
+    others = _choose(rng, eligible, n_reg - len(pathway) - n_repressors, exclude=pathway + repressors)
     regulators = list(pathway) + repressors + others
     decoy_tfs = _choose(rng, eligible, config.n_tfs - n_reg, exclude=regulators)
     tfs = regulators + decoy_tfs
@@ -350,8 +374,15 @@ def _make_peaks(config, rng, layout: pd.DataFrame, targets: list[str]) -> pd.Dat
         centres = layout.at[gene, "tss"] + ks * grid + rng.integers(-jitter, jitter + 1, size=n)
         for centre in centres:
             start = int(centre) - half
-            rows.append((gene, layout.at[gene, "chrom"], start, start + config.peak_length,
-                         abs(int(centre) - int(layout.at[gene, "tss"]))))
+            rows.append(
+                (
+                    gene,
+                    layout.at[gene, "chrom"],
+                    start,
+                    start + config.peak_length,
+                    abs(int(centre) - int(layout.at[gene, "tss"])),
+                )
+            )
     peaks = pd.DataFrame(rows, columns=["gene", "chrom", "start", "end", "distance"])
     peaks.index = pd.Index(
         [f"{c}:{s}-{e}" for c, s, e in zip(peaks.chrom, peaks.start, peaks.end)], name=None
@@ -410,8 +441,7 @@ def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds):
             ks[int(np.argmax(ks))] -= 1
         for (e_row, tf), k in zip(zip(gene_edges.index, gene_edges["tf"]), ks):
             w = prox[rows] * free
-            pick = rng.choice(len(rows), size=min(int(k), int(free.sum())), replace=False,
-                              p=w / w.sum())
+            pick = rng.choice(len(rows), size=min(int(k), int(free.sum())), replace=False, p=w / w.sum())
             for j in pick:
                 free[j] = False
                 role[rows[j]] = "functional"
@@ -419,19 +449,24 @@ def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds):
                 functional.append((e_row, rows[j]))
         regulators = set(gene_edges["tf"])
         decoy_pool = [t for t in tfs if t not in regulators]
-        k = int(rng.integers(config.decoy_motif_peaks_per_gene[0],
-                             config.decoy_motif_peaks_per_gene[1] + 1))
+        k = int(rng.integers(config.decoy_motif_peaks_per_gene[0], config.decoy_motif_peaks_per_gene[1] + 1))
         for j in rng.choice(np.nonzero(free)[0], size=min(k, int(free.sum())), replace=False):
             free[j] = False
             role[rows[j]] = "decoy_motif"
             plant(rows[j], decoy_pool[int(rng.integers(len(decoy_pool)))])
 
     sequences = np.array(["".join(r) for r in seqs], dtype=object)
-    truth = pd.DataFrame({
-        "peak": peaks.index, "gene": peaks["gene"].to_numpy(), "role": role,
-        "tf": site_tf, "strand": strand, "position": position,
-        "distance": peaks["distance"].to_numpy(),
-    })
+    truth = pd.DataFrame(
+        {
+            "peak": peaks.index,
+            "gene": peaks["gene"].to_numpy(),
+            "role": role,
+            "tf": site_tf,
+            "strand": strand,
+            "position": position,
+            "distance": peaks["distance"].to_numpy(),
+        }
+    )
     return sequences, truth, functional
 
 
@@ -462,8 +497,23 @@ def _signalling_activity(config, s: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(act)
 
 
-def _rna_log_means(config, rng, genes, targets, tfs, signalling, background, edges, active,
-                   ctype, activity, openness, functional, prox, sig_act) -> np.ndarray:
+def _rna_log_means(
+    config,
+    rng,
+    genes,
+    targets,
+    tfs,
+    signalling,
+    background,
+    edges,
+    active,
+    ctype,
+    activity,
+    openness,
+    functional,
+    prox,
+    sig_act,
+) -> np.ndarray:
     """Log NB means before batch and library effects, cells x genes.
 
     Targets: base + signed, weighted TF activity of their true regulators (only in the edge's
@@ -484,8 +534,10 @@ def _rna_log_means(config, rng, genes, targets, tfs, signalling, background, edg
         gene, sign = edges.at[e_row, "gene"], edges.at[e_row, "sign"]
         log_mu[:, gcol[gene]] += sign * config.peak_effect * prox[p] * centred_open[:, p]
     for t in tfs:
-        log_mu[:, gcol[t]] = (rng.normal(np.log(config.tf_mean_count), 0.5)
-                              + config.tf_expression_coupling * activity[:, tf_col[t]])
+        log_mu[:, gcol[t]] = (
+            rng.normal(np.log(config.tf_mean_count), 0.5)
+            + config.tf_expression_coupling * activity[:, tf_col[t]]
+        )
     for node in signalling:
         base = rng.normal(np.log(config.tf_mean_count), 0.5)
         if node in sig_act:
@@ -493,8 +545,7 @@ def _rna_log_means(config, rng, genes, targets, tfs, signalling, background, edg
         else:  # decoy kinases: cell-type differences, no condition effect
             log_mu[:, gcol[node]] = base + rng.normal(0, 0.5, K)[ctype]
     for g in background:
-        log_mu[:, gcol[g]] = (rng.normal(np.log(config.target_mean_count), 0.6)
-                              + rng.normal(0, 0.5, K)[ctype])
+        log_mu[:, gcol[g]] = rng.normal(np.log(config.target_mean_count), 0.6) + rng.normal(0, 0.5, K)[ctype]
     return log_mu
 
 
@@ -528,8 +579,11 @@ def simulate(config: SimulationConfig | None = None):
     n_edges, K = len(edges), config.n_cell_types
     type_names = [f"type_{i + 1}" for i in range(K)]
     weak = rng_genes.random(n_edges) < config.weak_edge_fraction
-    weight = np.where(weak, rng_genes.uniform(*config.weak_weight_range, n_edges),
-                      rng_genes.uniform(*config.weight_range, n_edges))
+    weight = np.where(
+        weak,
+        rng_genes.uniform(*config.weak_weight_range, n_edges),
+        rng_genes.uniform(*config.weight_range, n_edges),
+    )
     active = np.ones((n_edges, K), dtype=bool)
     for e in np.nonzero(rng_genes.random(n_edges) < config.type_specific_edge_fraction)[0]:
         if K < 2:
@@ -539,15 +593,15 @@ def simulate(config: SimulationConfig | None = None):
         active[e, rng_genes.choice(K, size=m, replace=False)] = True
     edges = edges.assign(
         weight=weight,
-        cell_types=[";".join(type_names[k] for k in np.nonzero(a)[0]) if not a.all() else "all"
-                    for a in active],
+        cell_types=[
+            ";".join(type_names[k] for k in np.nonzero(a)[0]) if not a.all() else "all" for a in active
+        ],
     )
 
     # genome
     layout = _layout(config, rng_layout, genes)
     peaks = _make_peaks(config, rng_layout, layout, targets)
-    sequences, peak_truth, functional = _plant_sequences(
-        config, rng_seq, peaks, edges, tfs, pfms, thresholds)
+    sequences, peak_truth, functional = _plant_sequences(config, rng_seq, peaks, edges, tfs, pfms, thresholds)
 
     # cells
     C, T = config.n_cells, len(tfs)
@@ -577,8 +631,9 @@ def simulate(config: SimulationConfig | None = None):
     prox = np.exp(-peaks["distance"].to_numpy() / config.distance_scale)
     base_open = rng_act.normal(0.0, 0.5, P)
     type_open = rng_act.normal(0.0, config.peak_type_sd, (K, P))
-    openness = (base_open[None, :] + type_open[ctype]
-                + config.peak_noise_sd * rng_act.standard_normal((C, P))).astype(np.float64)
+    openness = (
+        base_open[None, :] + type_open[ctype] + config.peak_noise_sd * rng_act.standard_normal((C, P))
+    ).astype(np.float64)
     edge_pos = {e: i for i, e in enumerate(edges.index)}
     for e_row, p in functional:
         i = edge_pos[e_row]
@@ -588,14 +643,30 @@ def simulate(config: SimulationConfig | None = None):
         openness[:, p] -= config.closed_offset * ~in_type
 
     # library sizes with a per-batch shift (RNA and ATAC)
-    shifts = config.batch_library_shift * (np.linspace(-0.5, 0.5, config.n_batches)
-                                           if config.n_batches > 1 else np.zeros(1))
+    shifts = config.batch_library_shift * (
+        np.linspace(-0.5, 0.5, config.n_batches) if config.n_batches > 1 else np.zeros(1)
+    )
     log_lib_rna = shifts[batch] + config.library_sd * rng_counts.standard_normal(C)
     log_lib_atac = shifts[::-1][batch] + config.library_sd * rng_counts.standard_normal(C)
     batch_gene = rng_counts.normal(0.0, config.batch_gene_sd, (config.n_batches, len(genes)))
 
-    log_mu = _rna_log_means(config, rng_counts, genes, targets, tfs, signalling, background,
-                            edges, active, ctype, activity, openness, functional, prox, sig_act)
+    log_mu = _rna_log_means(
+        config,
+        rng_counts,
+        genes,
+        targets,
+        tfs,
+        signalling,
+        background,
+        edges,
+        active,
+        ctype,
+        activity,
+        openness,
+        functional,
+        prox,
+        sig_act,
+    )
     log_mu += batch_gene[batch] + log_lib_rna[:, None]
     true_rate = np.exp(np.minimum(log_mu, np.log(1e4)))
     rna_counts = _nb(rng_counts, true_rate, config.rna_dispersion)
@@ -604,25 +675,41 @@ def simulate(config: SimulationConfig | None = None):
 
     # assemble
     obs_names = pd.Index([f"cell_{i:05d}" for i in range(C)])
-    obs = pd.DataFrame({
-        "cell_type": pd.Categorical([type_names[k] for k in ctype], categories=type_names),
-        "batch": pd.Categorical([f"donor_{b + 1}" for b in batch],
-                                categories=[f"donor_{b + 1}" for b in range(config.n_batches)]),
-        "condition": pd.Categorical(np.where(stim, CONDITIONS[1], CONDITIONS[0]),
-                                    categories=list(CONDITIONS)),
-    }, index=obs_names)
-    rna_var = pd.DataFrame({"chrom": layout.loc[genes, "chrom"].astype(str).to_numpy(),
-                            "tss": layout.loc[genes, "tss"].to_numpy(np.int64)},
-                           index=pd.Index(genes))
+    obs = pd.DataFrame(
+        {
+            "cell_type": pd.Categorical([type_names[k] for k in ctype], categories=type_names),
+            "batch": pd.Categorical(
+                [f"donor_{b + 1}" for b in batch],
+                categories=[f"donor_{b + 1}" for b in range(config.n_batches)],
+            ),
+            "condition": pd.Categorical(
+                np.where(stim, CONDITIONS[1], CONDITIONS[0]), categories=list(CONDITIONS)
+            ),
+        },
+        index=obs_names,
+    )
+    rna_var = pd.DataFrame(
+        {
+            "chrom": layout.loc[genes, "chrom"].astype(str).to_numpy(),
+            "tss": layout.loc[genes, "tss"].to_numpy(np.int64),
+        },
+        index=pd.Index(genes),
+    )
     rna = ad.AnnData(sp.csr_matrix(rna_counts), obs=pd.DataFrame(index=obs_names), var=rna_var)
     rna.layers["true_rate"] = true_rate.astype(np.float32)
     rna.obsm["true_tf_activity"] = pd.DataFrame(activity, index=obs_names, columns=tfs)
     rna.obsm["true_signalling_activity"] = pd.DataFrame(
-        sig_act.to_numpy(), index=obs_names, columns=list(sig_act.columns))
-    atac_var = pd.DataFrame({"chrom": peaks["chrom"].astype(str).to_numpy(),
-                             "start": peaks["start"].to_numpy(np.int64),
-                             "end": peaks["end"].to_numpy(np.int64),
-                             "sequence": sequences.astype(str)}, index=peaks.index.copy())
+        sig_act.to_numpy(), index=obs_names, columns=list(sig_act.columns)
+    )
+    atac_var = pd.DataFrame(
+        {
+            "chrom": peaks["chrom"].astype(str).to_numpy(),
+            "start": peaks["start"].to_numpy(np.int64),
+            "end": peaks["end"].to_numpy(np.int64),
+            "sequence": sequences.astype(str),
+        },
+        index=peaks.index.copy(),
+    )
     atac = ad.AnnData(sp.csr_matrix(atac_counts), obs=pd.DataFrame(index=obs_names), var=atac_var)
 
     # no pulling of modality columns into the global table (mudata 0.4 behaviour, no warning):
@@ -632,23 +719,36 @@ def simulate(config: SimulationConfig | None = None):
         for col in obs.columns:
             mdata.obs[col] = obs[col]
 
-    p2g = (peak_truth[["gene", "peak", "distance"]]
-           .sort_values(["gene", "distance", "peak"]).reset_index(drop=True))
+    p2g = (
+        peak_truth[["gene", "peak", "distance"]]
+        .sort_values(["gene", "distance", "peak"])
+        .reset_index(drop=True)
+    )
     p2g["distance"] = p2g["distance"].astype(np.int64)
     mdata.uns["peak_to_gene"] = p2g
-    mdata.uns["truth_tf_gene"] = (edges[["tf", "gene", "sign", "weight", "cell_types"]]
-                                  .astype({"sign": np.int64, "weight": np.float64})
-                                  .sort_values(["gene", "tf"]).reset_index(drop=True))
+    mdata.uns["truth_tf_gene"] = (
+        edges[["tf", "gene", "sign", "weight", "cell_types"]]
+        .astype({"sign": np.int64, "weight": np.float64})
+        .sort_values(["gene", "tf"])
+        .reset_index(drop=True)
+    )
     mdata.uns["truth_signalling"] = pd.DataFrame(
         list(config.hierarchy), columns=["source", "target", "sign", "level"]
     ).astype({"sign": np.int64})
     mdata.uns["truth_peaks"] = peak_truth.reset_index(drop=True)
-    roles = (["target"] * len(targets) + ["tf_regulator" if t in regulators else "tf_decoy"
-                                          for t in tfs]
-             + ["receptor" if n == config.hierarchy[0][0]
-                else "decoy_kinase" if n in config.decoy_kinases else "kinase"
-                for n in signalling]
-             + ["background"] * len(background))
+    roles = (
+        ["target"] * len(targets)
+        + ["tf_regulator" if t in regulators else "tf_decoy" for t in tfs]
+        + [
+            "receptor"
+            if n == config.hierarchy[0][0]
+            else "decoy_kinase"
+            if n in config.decoy_kinases
+            else "kinase"
+            for n in signalling
+        ]
+        + ["background"] * len(background)
+    )
     mdata.uns["truth_gene_roles"] = pd.DataFrame({"gene": genes, "role": roles})
     mdata.uns["simulation_config"] = config.to_json()
     return mdata
@@ -659,12 +759,19 @@ def write_simulated(path: str | os.PathLike, config: SimulationConfig | None = N
     so a killed run never leaves a torn dataset where a reader would pick it up."""
     path = Path(path)
     mdata = simulate(config)
-    write_atomic(path, lambda tmp: mdata.write_h5mu(tmp, compression="gzip"),  # gzip: ~2.5x smaller
-                 suffix=".tmp.h5mu")
+    write_atomic(
+        path,
+        lambda tmp: mdata.write_h5mu(tmp, compression="gzip"),  # gzip: ~2.5x smaller
+        suffix=".tmp.h5mu",
+    )
     return path
 
 
 __all__ = [
-    "CONDITIONS", "DEFAULT_DECOY_KINASES", "DEFAULT_HIERARCHY", "SimulationConfig",
-    "simulate", "write_simulated",
+    "CONDITIONS",
+    "DEFAULT_DECOY_KINASES",
+    "DEFAULT_HIERARCHY",
+    "SimulationConfig",
+    "simulate",
+    "write_simulated",
 ]

@@ -139,7 +139,7 @@ class ModelSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelSpec":
+    def from_dict(cls, d: dict) -> ModelSpec:
         return cls(**{**d, "n_filters": tuple(d["n_filters"])})
 
 
@@ -168,7 +168,13 @@ def gene_param_spec(spec: ModelSpec, n_peaks: int, n_tfs: int) -> dict[str, _Ent
             e[f"s{i}_bn_var"] = _Entry((cout,), "ones", buffer=True)
             e[f"s{i}_res_w"] = _Entry((cout, cout, 1), "kaiming", cout)
             e[f"s{i}_res_b"] = _Entry((cout,), "bias", cout)
-    m_in, hm, d, hf, hh = spec.seq_features + 1, spec.merge_hidden, spec.n_dims, spec.ffn_hidden, spec.head_hidden
+    m_in, hm, d, hf, hh = (
+        spec.seq_features + 1,
+        spec.merge_hidden,
+        spec.n_dims,
+        spec.ffn_hidden,
+        spec.head_hidden,
+    )
     e["merge1_w"] = _Entry((hm, m_in), "kaiming", m_in)
     e["merge1_b"] = _Entry((hm,), "bias", m_in)
     e["merge2_w"] = _Entry((d, hm), "kaiming", hm)
@@ -202,7 +208,9 @@ def count_gene_params(spec: ModelSpec, n_peaks: int, n_tfs: int) -> int:
     return sum(math.prod(x.shape) for x in gene_param_spec(spec, n_peaks, n_tfs).values() if not x.buffer)
 
 
-def init_gene_state(spec: ModelSpec, n_peaks: int, n_tfs: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+def init_gene_state(
+    spec: ModelSpec, n_peaks: int, n_tfs: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Fresh per-gene state drawn from ``generator`` with torch's default init distributions.
 
     Drawn with the gene's own shapes, so a gene gets the same initial weights alone or batched.
@@ -266,7 +274,7 @@ class BatchedGeneModel(nn.Module):
         self.register_buffer("peak_mask", pm, persistent=False)
         self.register_buffer("tf_mask", tm, persistent=False)
         keep = torch.ones(3 * spec.n_dims)
-        keep[spec.n_dims: 2 * spec.n_dims] = 0.0
+        keep[spec.n_dims : 2 * spec.n_dims] = 0.0
         self.register_buffer("qkv_bias_keep", keep, persistent=False)
         self.register_buffer("n_peaks_t", torch.tensor(self.n_peaks, dtype=torch.float32), persistent=False)
         self.dropout_generators: list[torch.Generator] | None = None  # see set_dropout_rng
@@ -276,8 +284,12 @@ class BatchedGeneModel(nn.Module):
         """Columns of the padded head input that gene g's own head input maps to."""
         p, t, d, pm, tm = self.n_peaks[g], self.n_tfs[g], self.spec.n_dims, self.p_max, self.t_max
         c = self.spec.n_covariates
-        idx = [torch.arange(d * p), d * pm + torch.arange(p), (d + 1) * pm + torch.arange(t),
-               (d + 1) * pm + tm + torch.arange(c)]
+        idx = [
+            torch.arange(d * p),
+            d * pm + torch.arange(p),
+            (d + 1) * pm + torch.arange(t),
+            (d + 1) * pm + tm + torch.arange(c),
+        ]
         return torch.cat(idx)
 
     def gene_state_dict(self, g: int) -> dict[str, torch.Tensor]:
@@ -348,7 +360,9 @@ class BatchedGeneModel(nn.Module):
         g, p, length, _ = seq.shape
         x = seq.permute(1, 0, 3, 2).reshape(p, g * 4, length)
         w = self.stem_w
-        x = F.elu(F.conv1d(x, w.reshape(-1, 4, w.shape[-1]), self.stem_b.reshape(-1), padding="same", groups=g))
+        x = F.elu(
+            F.conv1d(x, w.reshape(-1, 4, w.shape[-1]), self.stem_b.reshape(-1), padding="same", groups=g)
+        )
         for i, (cin, cout) in enumerate(self.spec.stages):
             x = F.conv1d(x, getattr(self, f"s{i}_conv_w").reshape(-1, cin, 3), None, padding=1, groups=g)
             x = self._seq_bn(x.view(p, g, cout, -1), i, n_copies, getattr(self, f"s{i}_conv_b"))
@@ -379,7 +393,9 @@ class BatchedGeneModel(nn.Module):
         if mode == "generator":
             self.dropout_generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
         else:
-            self.dropout_seeds = torch.tensor([int(s) & _M32 for s in seeds], dtype=torch.int64, device=device)
+            self.dropout_seeds = torch.tensor(
+                [int(s) & _M32 for s in seeds], dtype=torch.int64, device=device
+            )
 
     def _dropout_masks(self, b: int, device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Per-gene dropout masks drawn with each gene's own stream and own (unpadded) shapes."""
@@ -455,7 +471,9 @@ class BatchedGeneModel(nn.Module):
         q, k, v = qkv.reshape(g * b, p, 3, h, d // h).permute(2, 0, 3, 1, 4)
         keep = self.peak_mask.bool()[:, None, None, None, :].expand(g, b, 1, 1, p).reshape(g * b, 1, 1, p)
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-        o = torch.baddbmm(self.out_b.unsqueeze(1), o.transpose(1, 2).reshape(g, b * p, d), self.out_w.transpose(1, 2))
+        o = torch.baddbmm(
+            self.out_b.unsqueeze(1), o.transpose(1, 2).reshape(g, b * p, d), self.out_w.transpose(1, 2)
+        )
         x = x + o.reshape(g, b, p, d)
         y = F.layer_norm(x, (d,), eps=LN_EPS) * self.ln2_w[:, None, None] + self.ln2_b[:, None, None]
         y = torch.baddbmm(self.ffn1_b.unsqueeze(1), y.reshape(g, b * p, d), self.ffn1_w.transpose(1, 2))
@@ -466,12 +484,15 @@ class BatchedGeneModel(nn.Module):
         x = x + y
         # head: [peak embeddings, distance weights, TF expression, covariates], padding zeroed
         pmask = self.peak_mask
-        feat = torch.cat([
-            (x * pmask[:, None, :, None]).reshape(g, b, p * d),
-            (dist_w * pmask).unsqueeze(1).expand(g, b, p),
-            tf * self.tf_mask.unsqueeze(1),
-            cov,
-        ], dim=-1)
+        feat = torch.cat(
+            [
+                (x * pmask[:, None, :, None]).reshape(g, b, p * d),
+                (dist_w * pmask).unsqueeze(1).expand(g, b, p),
+                tf * self.tf_mask.unsqueeze(1),
+                cov,
+            ],
+            dim=-1,
+        )
         z = F.relu(torch.baddbmm(self.head1_b.unsqueeze(1), feat, self.head1_w.transpose(1, 2)))
         if self.training:
             mean = z.mean(1)
@@ -481,7 +502,9 @@ class BatchedGeneModel(nn.Module):
                 self.hbn_var.mul_(1 - BN_MOMENTUM).add_(BN_MOMENTUM * var * b / max(b - 1, 1))
         else:
             mean, var = self.hbn_mean, self.hbn_var
-        z = (z - mean.unsqueeze(1)) * (torch.rsqrt(var + BN_EPS) * self.hbn_w).unsqueeze(1) + self.hbn_b.unsqueeze(1)
+        z = (z - mean.unsqueeze(1)) * (torch.rsqrt(var + BN_EPS) * self.hbn_w).unsqueeze(
+            1
+        ) + self.hbn_b.unsqueeze(1)
         if mask_h is not None:
             z = z * mask_h
         out = torch.baddbmm(self.head2_b.unsqueeze(1), z, self.head2_w.transpose(1, 2))
@@ -523,22 +546,47 @@ class ReferenceGeneModel(nn.Module):
         self.head2 = nn.Linear(spec.head_hidden, 1)
 
     def _names(self) -> dict[str, torch.Tensor]:
-        m = {"merge1_w": self.merge1.weight, "merge1_b": self.merge1.bias, "merge2_w": self.merge2.weight,
-             "merge2_b": self.merge2.bias, "ln1_w": self.ln1.weight, "ln1_b": self.ln1.bias,
-             "qkv_w": self.attn.in_proj_weight, "qkv_b": self.attn.in_proj_bias,
-             "out_w": self.attn.out_proj.weight, "out_b": self.attn.out_proj.bias,
-             "ln2_w": self.ln2.weight, "ln2_b": self.ln2.bias, "ffn1_w": self.ffn1.weight,
-             "ffn1_b": self.ffn1.bias, "ffn2_w": self.ffn2.weight, "ffn2_b": self.ffn2.bias,
-             "head1_w": self.head1.weight, "head1_b": self.head1.bias, "hbn_w": self.head_bn.weight,
-             "hbn_b": self.head_bn.bias, "hbn_mean": self.head_bn.running_mean,
-             "hbn_var": self.head_bn.running_var, "head2_w": self.head2.weight, "head2_b": self.head2.bias}
+        m = {
+            "merge1_w": self.merge1.weight,
+            "merge1_b": self.merge1.bias,
+            "merge2_w": self.merge2.weight,
+            "merge2_b": self.merge2.bias,
+            "ln1_w": self.ln1.weight,
+            "ln1_b": self.ln1.bias,
+            "qkv_w": self.attn.in_proj_weight,
+            "qkv_b": self.attn.in_proj_bias,
+            "out_w": self.attn.out_proj.weight,
+            "out_b": self.attn.out_proj.bias,
+            "ln2_w": self.ln2.weight,
+            "ln2_b": self.ln2.bias,
+            "ffn1_w": self.ffn1.weight,
+            "ffn1_b": self.ffn1.bias,
+            "ffn2_w": self.ffn2.weight,
+            "ffn2_b": self.ffn2.bias,
+            "head1_w": self.head1.weight,
+            "head1_b": self.head1.bias,
+            "hbn_w": self.head_bn.weight,
+            "hbn_b": self.head_bn.bias,
+            "hbn_mean": self.head_bn.running_mean,
+            "hbn_var": self.head_bn.running_var,
+            "head2_w": self.head2.weight,
+            "head2_b": self.head2.bias,
+        }
         if self.spec.use_sequence:
             m.update(stem_w=self.stem.weight, stem_b=self.stem.bias)
             for i in range(len(self.convs)):
-                m.update({f"s{i}_conv_w": self.convs[i].weight, f"s{i}_conv_b": self.convs[i].bias,
-                          f"s{i}_bn_w": self.bns[i].weight, f"s{i}_bn_b": self.bns[i].bias,
-                          f"s{i}_bn_mean": self.bns[i].running_mean, f"s{i}_bn_var": self.bns[i].running_var,
-                          f"s{i}_res_w": self.res[i].weight, f"s{i}_res_b": self.res[i].bias})
+                m.update(
+                    {
+                        f"s{i}_conv_w": self.convs[i].weight,
+                        f"s{i}_conv_b": self.convs[i].bias,
+                        f"s{i}_bn_w": self.bns[i].weight,
+                        f"s{i}_bn_b": self.bns[i].bias,
+                        f"s{i}_bn_mean": self.bns[i].running_mean,
+                        f"s{i}_bn_var": self.bns[i].running_var,
+                        f"s{i}_res_w": self.res[i].weight,
+                        f"s{i}_res_b": self.res[i].bias,
+                    }
+                )
         return m
 
     @torch.no_grad()

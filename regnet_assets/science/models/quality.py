@@ -53,8 +53,10 @@ def plot_train_vs_valid(correlation: pd.DataFrame):
     ax.scatter(correlation["train_spearman"], correlation["valid_spearman"], s=12, alpha=0.7)
     lo = float(np.nanmin([correlation["train_spearman"].min(), correlation["valid_spearman"].min(), 0]))
     ax.plot([lo, 1], [lo, 1], color="grey", linestyle="--", linewidth=1)
-    ax.set(xlabel="train Spearman", ylabel="valid Spearman",
-           title=f"{correlation['valid_spearman'].notna().sum()} genes")
+    ax.set(
+        xlabel="train Spearman",
+        ylabel="valid Spearman",
+        title=f"{correlation['valid_spearman'].notna().sum()} genes",
+    )
     fig.tight_layout()
     return fig
-

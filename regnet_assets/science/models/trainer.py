@@ -14,9 +14,10 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,6 @@ import torch
 from scipy import stats
 
 from regnet_assets.atomic import write_atomic
-
 from regnet_assets.science.models.module import (
     BatchedGeneModel,
     ModelSpec,
@@ -155,7 +155,9 @@ def build_gene_inputs(
         raise ValueError("rna.obs_names must be unique")
     missing_cells = index.difference(pd.Index(atac.obs_names))
     if len(missing_cells):
-        raise ValueError(f"{len(missing_cells)} metacells of rna are missing from atac, e.g. {missing_cells[0]!r}")
+        raise ValueError(
+            f"{len(missing_cells)} metacells of rna are missing from atac, e.g. {missing_cells[0]!r}"
+        )
     atac_rows = pd.Index(atac.obs_names).get_indexer(index)
     split = _obs_column(metacells, "split", index)
     if split is None:
@@ -171,8 +173,10 @@ def build_gene_inputs(
             raise ValueError(f"covariate obs['{name}'] is missing")
         cov_cols.append(pd.to_numeric(col).to_numpy(np.float32))
     cov = np.stack(cov_cols, axis=1) if cov_cols else np.zeros((len(index), 0), np.float32)
-    for frame, cols, label in ((peak_to_gene, ("gene", "peak", "distance"), "peak_to_gene"),
-                               (candidates, ("gene", "tf"), "candidates")):
+    for frame, cols, label in (
+        (peak_to_gene, ("gene", "peak", "distance"), "peak_to_gene"),
+        (candidates, ("gene", "tf"), "candidates"),
+    ):
         lacking = [c for c in cols if c not in frame.columns]
         if lacking:
             raise ValueError(f"{label} lacks columns {lacking}")
@@ -189,14 +193,20 @@ def build_gene_inputs(
         sequences = encode_sequences(atac.var["sequence"].astype(str).to_list())
 
     links = peak_to_gene[peak_to_gene["gene"].isin(genes)]
-    links = links.assign(distance=links["distance"].abs()).sort_values(["gene", "distance", "peak"], kind="stable")
+    links = links.assign(distance=links["distance"].abs()).sort_values(
+        ["gene", "distance", "peak"], kind="stable"
+    )
     links = links.drop_duplicates(["gene", "peak"], keep="first")  # keep the minimum distance
     unknown = set(links["peak"]) - set(atac_var)
     if unknown:
-        raise ValueError(f"peak_to_gene names {len(unknown)} peaks absent from atac.var_names, e.g. {sorted(unknown)[0]!r}")
+        raise ValueError(
+            f"peak_to_gene names {len(unknown)} peaks absent from atac.var_names, e.g. {sorted(unknown)[0]!r}"
+        )
     by_gene_links = dict(tuple(links.groupby("gene", sort=False)))
     cands = candidates[candidates["gene"].isin(genes)]
-    by_gene_tfs = {g: list(dict.fromkeys(df["tf"].astype(str))) for g, df in cands.groupby("gene", sort=False)}
+    by_gene_tfs = {
+        g: list(dict.fromkeys(df["tf"].astype(str))) for g, df in cands.groupby("gene", sort=False)
+    }
     metacell_names = [str(x) for x in index]
 
     built, skipped = [], {}
@@ -214,20 +224,22 @@ def build_gene_inputs(
             skipped[gene] = "no candidate TFs"
             continue
         peak_idx = atac_var.get_indexer(gl["peak"])
-        built.append(GeneInputs(
-            gene=gene,
-            peak_names=gl["peak"].astype(str).to_list(),
-            peak_seq=None if sequences is None else sequences[peak_idx],
-            peak_acc=_log_cp10k(_columns(atac_x, peak_idx), atac_tot),
-            peak_dist=gl["distance"].to_numpy(np.float32),
-            tf_names=tfs,
-            tf_exp=_log_cp10k(_columns(rna_x, rna_var.get_indexer(tfs)), rna_tot),
-            covariates=cov,
-            target=_columns(rna_x, [rna_var.get_loc(gene)])[:, 0].astype(np.float32),
-            train=train.copy(),
-            metacells=metacell_names,
-            covariate_names=list(covariates),
-        ))
+        built.append(
+            GeneInputs(
+                gene=gene,
+                peak_names=gl["peak"].astype(str).to_list(),
+                peak_seq=None if sequences is None else sequences[peak_idx],
+                peak_acc=_log_cp10k(_columns(atac_x, peak_idx), atac_tot),
+                peak_dist=gl["distance"].to_numpy(np.float32),
+                tf_names=tfs,
+                tf_exp=_log_cp10k(_columns(rna_x, rna_var.get_indexer(tfs)), rna_tot),
+                covariates=cov,
+                target=_columns(rna_x, [rna_var.get_loc(gene)])[:, 0].astype(np.float32),
+                train=train.copy(),
+                metacells=metacell_names,
+                covariate_names=list(covariates),
+            )
+        )
     return built, skipped
 
 
@@ -282,14 +294,25 @@ class TrainConfig:
             ("min_lr", 0 <= self.min_lr, "must be >= 0"),
             ("dropout", 0 <= self.dropout < 1, "must be in [0, 1)"),
             ("attn_dropout", 0 <= self.attn_dropout < 1, "must be in [0, 1)"),
-            ("n_filters", len(self.n_filters) >= 1 and all(int(f) >= 1 for f in self.n_filters),
-             "must be a non-empty sequence of positive integers"),
+            (
+                "n_filters",
+                len(self.n_filters) >= 1 and all(int(f) >= 1 for f in self.n_filters),
+                "must be a non-empty sequence of positive integers",
+            ),
             ("n_dims", _is_int(self.n_dims) and self.n_dims >= 1, "must be an integer >= 1"),
             ("n_heads", _is_int(self.n_heads) and self.n_heads >= 1, "must be an integer >= 1"),
-            ("genes_per_batch", self.genes_per_batch is None or self.genes_per_batch >= 1, "must be None or >= 1"),
+            (
+                "genes_per_batch",
+                self.genes_per_batch is None or self.genes_per_batch >= 1,
+                "must be None or >= 1",
+            ),
             ("eval_batch_elements", self.eval_batch_elements >= 1, "must be >= 1"),
             ("dtype", self.dtype in ("float32", "float64"), "must be 'float32' or 'float64'"),
-            ("dropout_rng", self.dropout_rng in ("auto", "generator", "hash"), "must be auto, generator or hash"),
+            (
+                "dropout_rng",
+                self.dropout_rng in ("auto", "generator", "hash"),
+                "must be auto, generator or hash",
+            ),
         ]
         for name, ok, why in checks:
             if not ok:
@@ -330,8 +353,8 @@ class BatchedAdam:
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
-        bc1 = 1 - self.beta1 ** self.step_count
-        bc2_sqrt = math.sqrt(1 - self.beta2 ** self.step_count)
+        bc1 = 1 - self.beta1**self.step_count
+        bc2_sqrt = math.sqrt(1 - self.beta2**self.step_count)
         params = [p for p in self.params if p.grad is not None]
         idx = [i for i, p in enumerate(self.params) if p.grad is not None]
         grads = [p.grad for p in params]
@@ -354,9 +377,22 @@ class BatchedAdam:
 class BatchedPlateau:
     """``ReduceLROnPlateau(mode='max', threshold_mode='rel', cooldown=0)`` per gene."""
 
-    def __init__(self, n_genes: int, patience: int, factor: float, min_lr: float, threshold: float = 1e-4,
-                 eps: float = 1e-8):
-        self.patience, self.factor, self.min_lr, self.threshold, self.eps = patience, factor, min_lr, threshold, eps
+    def __init__(
+        self,
+        n_genes: int,
+        patience: int,
+        factor: float,
+        min_lr: float,
+        threshold: float = 1e-4,
+        eps: float = 1e-8,
+    ):
+        self.patience, self.factor, self.min_lr, self.threshold, self.eps = (
+            patience,
+            factor,
+            min_lr,
+            threshold,
+            eps,
+        )
         self.best = np.full(n_genes, -np.inf)
         self.bad = np.zeros(n_genes, dtype=int)
 
@@ -386,7 +422,9 @@ class GeneResult:
     train_loss: float  # at best epoch (eval-mode mean Poisson NLL over train metacells)
     valid_loss: float  # at best epoch, mean over valid metacells
     valid_spearman: float  # at best epoch
-    history: pd.DataFrame  # epoch, train_loss, valid_loss, valid_spearman, train_spearman, lr, train_batch_loss
+    history: (
+        pd.DataFrame
+    )  # epoch, train_loss, valid_loss, valid_spearman, train_spearman, lr, train_batch_loss
     predictions: pd.DataFrame  # metacell, split, observed, predicted (count scale)
     state: dict  # self-contained per-gene checkpoint (see save_gene_model)
     device: str
@@ -433,7 +471,9 @@ def _check_inputs(inputs: list[GeneInputs]) -> None:
     ref = inputs[0]
     for x in inputs[1:]:
         if len(x.target) != len(ref.target) or not np.array_equal(x.train, ref.train):
-            raise ValueError(f"{x.gene}: all genes of a run must share the same metacells and train/valid split")
+            raise ValueError(
+                f"{x.gene}: all genes of a run must share the same metacells and train/valid split"
+            )
         if np.shape(x.covariates)[1] != np.shape(ref.covariates)[1]:
             raise ValueError(f"{x.gene}: all genes of a run need the same number of covariates")
     has_seq = [x.peak_seq is not None for x in inputs]
@@ -445,10 +485,15 @@ def _check_inputs(inputs: list[GeneInputs]) -> None:
 
 def _spec_for(inputs: list[GeneInputs], config: TrainConfig) -> ModelSpec:
     use_seq = config.use_sequence and inputs[0].peak_seq is not None
-    return ModelSpec(n_covariates=int(np.shape(inputs[0].covariates)[1]),
-                     seq_len=int(np.shape(inputs[0].peak_seq)[1]) if use_seq else None,
-                     n_filters=config.n_filters, n_dims=config.n_dims, n_heads=config.n_heads,
-                     dropout=config.dropout, attn_dropout=config.attn_dropout)
+    return ModelSpec(
+        n_covariates=int(np.shape(inputs[0].covariates)[1]),
+        seq_len=int(np.shape(inputs[0].peak_seq)[1]) if use_seq else None,
+        n_filters=config.n_filters,
+        n_dims=config.n_dims,
+        n_heads=config.n_heads,
+        dropout=config.dropout,
+        attn_dropout=config.attn_dropout,
+    )
 
 
 class StackedInputs:
@@ -488,8 +533,12 @@ def _predict_log_rates(model: BatchedGeneModel, data: StackedInputs, max_element
         enc = model.encode(data.seq) if model.spec.use_sequence else None
         g, m, p = data.acc.shape
         rows = max(1, max_elements // (g * p * max(model.spec.merge_hidden, 4 * model.spec.n_dims)))
-        outs = [model.forward_encoded(enc, data.acc[:, i:i + rows], data.dist, data.tf[:, i:i + rows],
-                                      data.cov[:, i:i + rows]) for i in range(0, m, rows)]
+        outs = [
+            model.forward_encoded(
+                enc, data.acc[:, i : i + rows], data.dist, data.tf[:, i : i + rows], data.cov[:, i : i + rows]
+            )
+            for i in range(0, m, rows)
+        ]
     return torch.cat(outs, dim=1)
 
 
@@ -517,7 +566,7 @@ def train_genes(
     if n_valid < 2:
         raise ValueError(f"need at least 2 valid metacells for a Spearman, got {n_valid}")
     step = config.genes_per_batch or len(inputs)
-    chunks = [inputs[i:i + step] for i in range(0, len(inputs), step)]
+    chunks = [inputs[i : i + step] for i in range(0, len(inputs), step)]
     results = []
     for c, chunk in enumerate(chunks):
         results += _train_chunk(chunk, config, device, progress, (c, len(chunks)))
@@ -533,19 +582,29 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
     model = BatchedGeneModel(spec, n_peaks, n_tfs)
     train_mask = np.asarray(inputs[0].train, bool)
     for g, x in enumerate(inputs):
-        state = init_gene_state(spec, n_peaks[g], n_tfs[g], torch.Generator().manual_seed(gene_seed(config.seed, x.gene)))
+        state = init_gene_state(
+            spec, n_peaks[g], n_tfs[g], torch.Generator().manual_seed(gene_seed(config.seed, x.gene))
+        )
         if config.init_bias_from_target:
             state["head2_b"] = torch.tensor([math.log(max(float(np.mean(x.target[train_mask])), 1e-3))])
         model.load_gene_state(g, state)
     dtype = getattr(torch, config.dtype)
     model.to(device=device, dtype=dtype)
-    rng_mode = config.dropout_rng if config.dropout_rng != "auto" else ("hash" if device.type == "cuda" else "generator")
+    rng_mode = (
+        config.dropout_rng
+        if config.dropout_rng != "auto"
+        else ("hash" if device.type == "cuda" else "generator")
+    )
     model.set_dropout_rng([gene_seed(config.seed, x.gene, "dropout") for x in inputs], rng_mode)
     data = StackedInputs(inputs, spec, device, dtype)
-    opt = BatchedAdam(model.parameters(), lr=torch.full((g_count,), config.lr, device=device, dtype=dtype),
-                      weight_decay=config.weight_decay)
-    sched = BatchedPlateau(g_count, config.scheduler_patience, config.scheduler_factor, config.min_lr,
-                           config.scheduler_threshold)
+    opt = BatchedAdam(
+        model.parameters(),
+        lr=torch.full((g_count,), config.lr, device=device, dtype=dtype),
+        weight_decay=config.weight_decay,
+    )
+    sched = BatchedPlateau(
+        g_count, config.scheduler_patience, config.scheduler_factor, config.min_lr, config.scheduler_threshold
+    )
     order_gen = torch.Generator().manual_seed(int(config.seed))
     train_idx = torch.as_tensor(np.flatnonzero(train_mask), device=device)
     valid_idx = np.flatnonzero(~train_mask)
@@ -563,7 +622,7 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
         stop = len(perm) - len(perm) % bs if config.drop_last else len(perm)
         batch_losses = []
         for i in range(0, stop, bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             out = model(data.seq, data.acc[:, idx], data.dist, data.tf[:, idx], data.cov[:, idx])
             loss_g = poisson_nll(out, data.y[:, idx]).mean(1)  # (G,) each gene's mean NLL
             loss_g.sum().backward()  # genes don't interact: the sum gives each gene its own gradient
@@ -578,15 +637,17 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
         valid_rho = np.empty(g_count)
         for g in range(g_count):
             valid_rho[g] = _spearman(y_np[g, valid_idx], lr_np[g, valid_idx])
-            history[g].append({
-                "epoch": epoch,
-                "train_loss": float(nll[g, train_np].mean()),
-                "valid_loss": float(nll[g, valid_idx].mean()),
-                "valid_spearman": valid_rho[g],
-                "train_spearman": _spearman(y_np[g, train_np], lr_np[g, train_np]),
-                "lr": float(lr_now[g]),
-                "train_batch_loss": float(batch_loss[g]),
-            })
+            history[g].append(
+                {
+                    "epoch": epoch,
+                    "train_loss": float(nll[g, train_np].mean()),
+                    "valid_loss": float(nll[g, valid_idx].mean()),
+                    "valid_spearman": valid_rho[g],
+                    "train_spearman": _spearman(y_np[g, train_np], lr_np[g, train_np]),
+                    "lr": float(lr_now[g]),
+                    "train_batch_loss": float(batch_loss[g]),
+                }
+            )
         score = np.where(np.isfinite(valid_rho), valid_rho, -np.inf)
         improved = (score > best_score) | (epoch == 1)
         if improved.any():
@@ -596,8 +657,17 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
             best = _snapshot(model, best, improved)
         sched.step(score, opt.lr)
         if progress is not None:
-            progress({"chunk": chunk_info[0], "n_chunks": chunk_info[1], "epoch": epoch, "epochs": config.epochs,
-                      "genes": [x.gene for x in inputs], "valid_spearman": valid_rho.copy(), "log_rates": lr_np})
+            progress(
+                {
+                    "chunk": chunk_info[0],
+                    "n_chunks": chunk_info[1],
+                    "epoch": epoch,
+                    "epochs": config.epochs,
+                    "genes": [x.gene for x in inputs],
+                    "valid_spearman": valid_rho.copy(),
+                    "log_rates": lr_np,
+                }
+            )
 
     model.load_state_dict(best)
     best_states = [model.gene_state_dict(g) for g in range(g_count)]
@@ -621,14 +691,24 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
             "best_epoch": best_epoch[g],
             "train_config": config.to_dict(),
         }
-        results.append(GeneResult(
-            gene=x.gene, n_peaks=n_peaks[g], n_tfs=n_tfs[g], n_params=model.n_params(g),
-            best_epoch=best_epoch[g], epochs_run=config.epochs,
-            train_loss=float(best_row["train_loss"]), valid_loss=float(best_row["valid_loss"]),
-            valid_spearman=float(best_row["valid_spearman"]), history=hist,
-            predictions=_predictions_frame(x, np.exp(final[g])), state=state, device=str(device),
-            seconds=seconds,
-        ))
+        results.append(
+            GeneResult(
+                gene=x.gene,
+                n_peaks=n_peaks[g],
+                n_tfs=n_tfs[g],
+                n_params=model.n_params(g),
+                best_epoch=best_epoch[g],
+                epochs_run=config.epochs,
+                train_loss=float(best_row["train_loss"]),
+                valid_loss=float(best_row["valid_loss"]),
+                valid_spearman=float(best_row["valid_spearman"]),
+                history=hist,
+                predictions=_predictions_frame(x, np.exp(final[g])),
+                state=state,
+                device=str(device),
+                seconds=seconds,
+            )
+        )
     return results
 
 
@@ -647,12 +727,14 @@ def _snapshot(model: BatchedGeneModel, best: dict | None, improved: np.ndarray) 
 
 def _predictions_frame(x: GeneInputs, predicted: np.ndarray) -> pd.DataFrame:
     names = x.metacells if x.metacells is not None else list(range(len(x.target)))
-    return pd.DataFrame({
-        "metacell": names,
-        "split": np.where(np.asarray(x.train, bool), "train", "valid"),
-        "observed": np.asarray(x.target, np.float64),
-        "predicted": predicted.astype(np.float64),
-    })
+    return pd.DataFrame(
+        {
+            "metacell": names,
+            "split": np.where(np.asarray(x.train, bool), "train", "valid"),
+            "observed": np.asarray(x.target, np.float64),
+            "predicted": predicted.astype(np.float64),
+        }
+    )
 
 
 # ====================================================================== checkpoints
@@ -684,11 +766,19 @@ def save_gene_model(path, result: GeneResult) -> Path:
             "observed": preds["observed"].astype(float).tolist(),
             "predicted": preds["predicted"].astype(float).tolist(),
         },
-        "summary": {"gene": result.gene, "n_peaks": result.n_peaks, "n_tfs": result.n_tfs,
-                    "n_params": result.n_params, "best_epoch": result.best_epoch,
-                    "epochs_run": result.epochs_run, "train_loss": result.train_loss,
-                    "valid_loss": result.valid_loss, "valid_spearman": result.valid_spearman,
-                    "device": result.device, "seconds": result.seconds},
+        "summary": {
+            "gene": result.gene,
+            "n_peaks": result.n_peaks,
+            "n_tfs": result.n_tfs,
+            "n_params": result.n_params,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "train_loss": result.train_loss,
+            "valid_loss": result.valid_loss,
+            "valid_spearman": result.valid_spearman,
+            "device": result.device,
+            "seconds": result.seconds,
+        },
     }
     write_atomic(path, lambda tmp: torch.save(payload, tmp))
     return path
@@ -699,9 +789,15 @@ def load_gene_model_file(path, device="cpu") -> tuple[BatchedGeneModel, dict[str
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     state = payload["state"]
     meta = dict(payload["summary"])
-    meta.update(state=state, peak_names=state["peak_names"], tf_names=state["tf_names"],
-                covariate_names=state["covariate_names"], spec=state["spec"],
-                history=pd.DataFrame(payload["history"]), predictions=pd.DataFrame(payload["predictions"]))
+    meta.update(
+        state=state,
+        peak_names=state["peak_names"],
+        tf_names=state["tf_names"],
+        covariate_names=state["covariate_names"],
+        spec=state["spec"],
+        history=pd.DataFrame(payload["history"]),
+        predictions=pd.DataFrame(payload["predictions"]),
+    )
     return module_from_state(state, device), meta
 
 
@@ -725,16 +821,22 @@ def predict(module_or_checkpoint, inputs: GeneInputs, device=None) -> np.ndarray
     if model.n_genes != 1:
         raise ValueError("predict expects a one-gene model")
     if model.n_peaks[0] != len(inputs.peak_names) or model.n_tfs[0] != len(inputs.tf_names):
-        raise ValueError(f"{inputs.gene}: the model expects {model.n_peaks[0]} peaks and {model.n_tfs[0]} TFs")
+        raise ValueError(
+            f"{inputs.gene}: the model expects {model.n_peaks[0]} peaks and {model.n_tfs[0]} TFs"
+        )
     if model.spec.use_sequence and inputs.peak_seq is None:
         raise ValueError(f"{inputs.gene}: the model uses sequences but inputs.peak_seq is None")
     inputs.validate()
     if model.spec.use_sequence and np.shape(inputs.peak_seq)[1] != model.spec.seq_len:
-        raise ValueError(f"{inputs.gene}: sequence length {np.shape(inputs.peak_seq)[1]}, "
-                         f"the model expects {model.spec.seq_len}")
+        raise ValueError(
+            f"{inputs.gene}: sequence length {np.shape(inputs.peak_seq)[1]}, "
+            f"the model expects {model.spec.seq_len}"
+        )
     if np.shape(inputs.covariates)[1] != model.spec.n_covariates:
-        raise ValueError(f"{inputs.gene}: {np.shape(inputs.covariates)[1]} covariates, "
-                         f"the model expects {model.spec.n_covariates}")
+        raise ValueError(
+            f"{inputs.gene}: {np.shape(inputs.covariates)[1]} covariates, "
+            f"the model expects {model.spec.n_covariates}"
+        )
     ref = next(model.parameters())
     view = inputs if model.spec.use_sequence else _without_seq(inputs)
     data = StackedInputs([view], model.spec, ref.device, ref.dtype)
@@ -782,18 +884,20 @@ def synthetic_gene_inputs(
 
         eta = np.log(20.0) + signal * (0.8 * z(tf[:, 0]) + 0.5 * z(acc[:, 0]) - 0.5 * z(acc[:, 1]))
         y = rng.poisson(np.exp(eta)).astype(np.float32)
-        out.append(GeneInputs(
-            gene=f"G{g:05d}",
-            peak_names=[f"chr1:{g * 10_000 + 300 * j}-{g * 10_000 + 300 * j + 256}" for j in range(p)],
-            peak_seq=None if seq_len is None else rng.integers(0, 4, size=(p, seq_len), dtype=np.uint8),
-            peak_acc=acc,
-            peak_dist=np.sort(rng.integers(0, 500_000, size=p)).astype(np.float32),
-            tf_names=[f"TF{j}" for j in range(t)],
-            tf_exp=tf,
-            covariates=depth,
-            target=y,
-            train=train.copy(),
-            metacells=names,
-            covariate_names=["total_counts_rna_log", "total_counts_atac_log"],
-        ))
+        out.append(
+            GeneInputs(
+                gene=f"G{g:05d}",
+                peak_names=[f"chr1:{g * 10_000 + 300 * j}-{g * 10_000 + 300 * j + 256}" for j in range(p)],
+                peak_seq=None if seq_len is None else rng.integers(0, 4, size=(p, seq_len), dtype=np.uint8),
+                peak_acc=acc,
+                peak_dist=np.sort(rng.integers(0, 500_000, size=p)).astype(np.float32),
+                tf_names=[f"TF{j}" for j in range(t)],
+                tf_exp=tf,
+                covariates=depth,
+                target=y,
+                train=train.copy(),
+                metacells=names,
+                covariate_names=["total_counts_rna_log", "total_counts_atac_log"],
+            )
+        )
     return out

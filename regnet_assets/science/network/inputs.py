@@ -15,7 +15,7 @@ Edges are ``source, target, sign`` in computation direction (see :mod:`pkn`); in
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -94,7 +94,9 @@ def _signed(values) -> np.ndarray:
 def _truth_root(truth_signalling: pd.DataFrame) -> str:
     roots = sorted(set(truth_signalling["source"]) - set(truth_signalling["target"]))
     if len(roots) != 1:
-        raise PKNError("truth_signalling", f"expected one receptor (a source that is never a target), found {roots}")
+        raise PKNError(
+            "truth_signalling", f"expected one receptor (a source that is never a target), found {roots}"
+        )
     return roots[0]
 
 
@@ -122,11 +124,16 @@ def simulator_pkn(
     if truth.empty:
         raise PKNError("truth_signalling", "is empty: this dataset has no simulated signalling hierarchy")
     root = root or _truth_root(truth_signalling)
-    pathway_tfs = set(truth_signalling.loc[truth_signalling["level"].astype(str).str.endswith("->tf"), "target"])
-    reg = pd.DataFrame({
-        "tf": tf_gene_edges["tf"].astype(str), "gene": tf_gene_edges["gene"].astype(str),
-        "sign": _signed(tf_gene_edges["sign"]) if "sign" in tf_gene_edges.columns else np.int8(1),
-    })
+    pathway_tfs = set(
+        truth_signalling.loc[truth_signalling["level"].astype(str).str.endswith("->tf"), "target"]
+    )
+    reg = pd.DataFrame(
+        {
+            "tf": tf_gene_edges["tf"].astype(str),
+            "gene": tf_gene_edges["gene"].astype(str),
+            "sign": _signed(tf_gene_edges["sign"]) if "sign" in tf_gene_edges.columns else np.int8(1),
+        }
+    )
     layers = [truth.assign(origin="truth_signalling")]
     report = {"root": root, "decoys_attached": [], "decoy_parents": []}
     if decoys and gene_roles is not None and reference_signalling is not None:
@@ -134,7 +141,9 @@ def simulator_pkn(
         tfs = set(reg["tf"]) - pathway_tfs
         ref = reference_signalling.drop_duplicates(["source", "target"])
         dec = ref[ref["source"].isin(decoy_nodes) & ref["target"].isin(tfs)]
-        dec = pd.DataFrame({"source": dec["source"], "target": dec["target"], "sign": _signed(dec["interaction"])})
+        dec = pd.DataFrame(
+            {"source": dec["source"], "target": dec["target"], "sign": _signed(dec["interaction"])}
+        )
         tf_kinases = set(truth_signalling.loc[truth_signalling["target"].isin(pathway_tfs), "source"])
         parents = sorted(set(truth.loc[truth["target"].isin(tf_kinases), "source"])) or [root]
         used = sorted(set(dec["source"]))
@@ -143,10 +152,14 @@ def simulator_pkn(
         report.update(decoys_attached=used, decoy_parents=parents)
     sig = pd.concat(layers, ignore_index=True)
     edges = kpnn_from_layers(root, sig[EDGE_COLUMNS], reg.rename(columns={"gene": "target"}))
-    origin = pd.concat([
-        pd.DataFrame({"source": sig["target"], "target": sig["source"], "origin": sig["origin"]}),
-        pd.DataFrame({"source": reg["gene"] + GENE_SUFFIX, "target": reg["tf"], "origin": tf_edge_origin}),
-    ]).drop_duplicates(["source", "target"])
+    origin = pd.concat(
+        [
+            pd.DataFrame({"source": sig["target"], "target": sig["source"], "origin": sig["origin"]}),
+            pd.DataFrame(
+                {"source": reg["gene"] + GENE_SUFFIX, "target": reg["tf"], "origin": tf_edge_origin}
+            ),
+        ]
+    ).drop_duplicates(["source", "target"])
     edges = edges.merge(origin, on=["source", "target"], how="left")
     report["decoys_in_network"] = sorted(set(report["decoys_attached"]) & set(edges["target"]))
     return edges, report
@@ -176,11 +189,16 @@ def finalize_pkn(
     names = pd.unique(np.concatenate([edges["source"].astype(str), edges["target"].astype(str)]))
     inputs = [n for n in names if n.endswith(GENE_SUFFIX)]
     if not inputs:
-        raise PKNError("inputs", f"no input node: name the measured genes '<SYMBOL>{GENE_SUFFIX}' in the network")
+        raise PKNError(
+            "inputs", f"no input node: name the measured genes '<SYMBOL>{GENE_SUFFIX}' in the network"
+        )
     fed = sorted(set(inputs) & set(edges["target"].astype(str)))
     if fed:
-        raise PKNError("inputs", f"{len(fed)} input gene node(s) have incoming edges, e.g. {fed[:10]}; "
-                                 f"'{GENE_SUFFIX}' nodes are data inputs and must only feed other nodes")
+        raise PKNError(
+            "inputs",
+            f"{len(fed)} input gene node(s) have incoming edges, e.g. {fed[:10]}; "
+            f"'{GENE_SUFFIX}' nodes are data inputs and must only feed other nodes",
+        )
     clean, check = validate_pkn(edges, root, inputs, allow_missing_inputs=True)
     measured = set(measured_genes)
     absent = [i for i in inputs if i[: -len(GENE_SUFFIX)] not in measured]
@@ -193,7 +211,9 @@ def finalize_pkn(
     present = [i for i in inputs if i not in set(absent)]
     pruned = reachability_prune(clean, present, root)
     if pruned.empty:
-        raise PKNError("inputs", f"none of the {len(present)} measured input gene(s) reaches the root {root!r}")
+        raise PKNError(
+            "inputs", f"none of the {len(present)} measured input gene(s) reaches the root {root!r}"
+        )
     acyclic = is_acyclic(pruned)
     n_cyclic = 0
     if not acyclic:
@@ -234,7 +254,9 @@ def condition_labels(obs_values: pd.Series | None, column: str, positive: str = 
     (the simulator's ``stimulated``), else the last in sorted order.
     """
     if obs_values is None:
-        raise ValueError(f"labels: obs has no column {column!r}; the KPNN needs a binary class label per cell")
+        raise ValueError(
+            f"labels: obs has no column {column!r}; the KPNN needs a binary class label per cell"
+        )
     values = obs_values.dropna()
     if isinstance(values.dtype, pd.CategoricalDtype):
         classes = [c for c in values.cat.categories if (values == c).any()]
@@ -243,14 +265,23 @@ def condition_labels(obs_values: pd.Series | None, column: str, positive: str = 
         values = values.astype(str)
     classes = [str(c) for c in classes]
     if len(classes) != 2:
-        raise ValueError(f"labels: obs[{column!r}] must have exactly 2 classes, found {len(classes)}: {classes[:10]}")
+        raise ValueError(
+            f"labels: obs[{column!r}] must have exactly 2 classes, found {len(classes)}: {classes[:10]}"
+        )
     positive = positive or classes[-1]
     if positive not in classes:
-        raise ValueError(f"labels: positive class {positive!r} is not one of obs[{column!r}]'s classes {classes}")
+        raise ValueError(
+            f"labels: positive class {positive!r} is not one of obs[{column!r}]'s classes {classes}"
+        )
     negative = next(c for c in classes if c != positive)
     y = (values.astype(str) == positive).astype(np.int64)
-    return y, {"positive": positive, "negative": negative, "unlabelled_cells": int(len(obs_values) - len(values)),
-               "n_positive": int(y.sum()), "n_negative": int((1 - y).sum())}
+    return y, {
+        "positive": positive,
+        "negative": negative,
+        "unlabelled_cells": int(len(obs_values) - len(values)),
+        "n_positive": int(y.sum()),
+        "n_negative": int((1 - y).sum()),
+    }
 
 
 def subsample_cells(y: pd.Series, max_cells: int, seed: int) -> pd.Series:
@@ -259,7 +290,9 @@ def subsample_cells(y: pd.Series, max_cells: int, seed: int) -> pd.Series:
         return y
     from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(np.arange(len(y)), train_size=int(max_cells), stratify=y.to_numpy(), random_state=seed)
+    keep, _ = train_test_split(
+        np.arange(len(y)), train_size=int(max_cells), stratify=y.to_numpy(), random_state=seed
+    )
     return y.iloc[np.sort(keep)]
 
 
@@ -309,8 +342,13 @@ def node_roles(gene_roles: pd.DataFrame | None, truth_signalling: pd.DataFrame |
         tfs = set(truth_signalling.loc[to_tf, "target"])
         tf_kinases = set(truth_signalling.loc[to_tf, "source"])
         for node in set(truth_signalling["source"]) | set(truth_signalling["target"]):
-            roles[node] = ("pathway_tf" if node in tfs else "pathway_kinase" if node in tf_kinases
-                           else "pathway_upstream")
+            roles[node] = (
+                "pathway_tf"
+                if node in tfs
+                else "pathway_kinase"
+                if node in tf_kinases
+                else "pathway_upstream"
+            )
     return roles
 
 
@@ -318,19 +356,37 @@ def importance_table(node_weights: pd.DataFrame, network: str, roles: dict[str, 
     """Per-fold rows plus mean-over-folds rows (``fold = -1``, ``scope = "mean"``), ranked
     within each (network, fold) by mean |node weight| (1 = most important; the output unranked)."""
     per_fold = node_weights.assign(scope="fold")
-    mean = (node_weights.groupby("node", sort=False)
-            .agg(bias=("bias", "mean"), node_weight=("node_weight", "mean"),
-                 node_weight_abs=("node_weight_abs", "mean"), is_output=("is_output", "first"))
-            .reset_index().assign(fold=-1, scope="mean"))
+    mean = (
+        node_weights.groupby("node", sort=False)
+        .agg(
+            bias=("bias", "mean"),
+            node_weight=("node_weight", "mean"),
+            node_weight_abs=("node_weight_abs", "mean"),
+            is_output=("is_output", "first"),
+        )
+        .reset_index()
+        .assign(fold=-1, scope="mean")
+    )
     sd = node_weights.groupby("node", sort=False)["node_weight_abs"].std(ddof=0)
     table = pd.concat([per_fold, mean], ignore_index=True)
     table["node_weight_abs_sd"] = table["node"].map(sd).where(table["scope"] == "mean")
     table.insert(0, "network", network)
     table["role"] = table["node"].map(roles).fillna("").where(~table["is_output"].astype(bool), "root")
     hidden = ~table["is_output"].astype(bool)
-    table["rank"] = (table[hidden].groupby("fold")["node_weight_abs"].rank(ascending=False, method="min"))
-    cols = ["network", "fold", "scope", "node", "role", "is_output", "bias", "node_weight",
-            "node_weight_abs", "node_weight_abs_sd", "rank"]
+    table["rank"] = table[hidden].groupby("fold")["node_weight_abs"].rank(ascending=False, method="min")
+    cols = [
+        "network",
+        "fold",
+        "scope",
+        "node",
+        "role",
+        "is_output",
+        "bias",
+        "node_weight",
+        "node_weight_abs",
+        "node_weight_abs_sd",
+        "rank",
+    ]
     return table[cols].sort_values(["fold", "rank"], na_position="last", ignore_index=True)
 
 
@@ -357,15 +413,24 @@ def kpnn_tables(results: dict, roles: dict[str, str], about: dict[str, dict]) ->
     compression and ROC-AUC change relative to the full network (the CORNETO tutorial's numbers)
     and :func:`pathway_vs_decoy_auc`.
     """
-    parts: dict[str, list] = {k: [] for k in ("kpnn_metrics", "kpnn_history", "kpnn_node_importance",
-                                              "kpnn_activations", "kpnn_predictions")}
+    parts: dict[str, list] = {
+        k: []
+        for k in (
+            "kpnn_metrics",
+            "kpnn_history",
+            "kpnn_node_importance",
+            "kpnn_activations",
+            "kpnn_predictions",
+        )
+    }
     for net, res in results.items():
         parts["kpnn_metrics"].append(res.metrics.assign(network=net))
         parts["kpnn_history"].append(res.history.assign(network=net))
         parts["kpnn_node_importance"].append(importance_table(res.node_weights, net, roles))
         act = res.activations.rename_axis("cell").reset_index()
         parts["kpnn_activations"].append(
-            act.melt(id_vars=["cell", "fold"], var_name="node", value_name="activation").assign(network=net))
+            act.melt(id_vars=["cell", "fold"], var_name="node", value_name="activation").assign(network=net)
+        )
         parts["kpnn_predictions"].append(res.predictions.assign(network=net))
     tables = {}
     for name, frames in parts.items():
@@ -374,13 +439,17 @@ def kpnn_tables(results: dict, roles: dict[str, str], about: dict[str, dict]) ->
     metrics, importance = tables["kpnn_metrics"], tables["kpnn_node_importance"]
     rows = []
     for net, m in metrics.groupby("network", sort=False):
-        rows.append({
-            "network": net, "n_params": int(m["n_params"].iloc[0]),
-            **{c: float(m[c].mean()) for c in ("accuracy", "precision", "recall", "f1", "roc_auc")},
-            "roc_auc_sd": float(m["roc_auc"].std(ddof=0)), "mean_best_epoch": float(m["best_epoch"].mean()),
-            "pathway_vs_decoy_auc": pathway_vs_decoy_auc(importance[importance["network"] == net]),
-            **about.get(net, {}),
-        })
+        rows.append(
+            {
+                "network": net,
+                "n_params": int(m["n_params"].iloc[0]),
+                **{c: float(m[c].mean()) for c in ("accuracy", "precision", "recall", "f1", "roc_auc")},
+                "roc_auc_sd": float(m["roc_auc"].std(ddof=0)),
+                "mean_best_epoch": float(m["best_epoch"].mean()),
+                "pathway_vs_decoy_auc": pathway_vs_decoy_auc(importance[importance["network"] == net]),
+                **about.get(net, {}),
+            }
+        )
     summary = pd.DataFrame(rows)
     ref = summary.iloc[0]
     summary["parameter_compression_pct"] = 100.0 * (1 - summary["n_params"] / ref["n_params"])
@@ -392,8 +461,15 @@ def kpnn_tables(results: dict, roles: dict[str, str], about: dict[str, dict]) ->
 # ----------------------------------------------------------------------------------------------
 # figures
 
-_ROLE_COLOURS = {"pathway_upstream": "#8c0000", "pathway_kinase": "#d62728", "pathway_tf": "#ff7f0e",
-                 "decoy_kinase": "#7f7f7f", "tf_regulator": "#1f77b4", "tf_decoy": "#aec7e8", "": "#9467bd"}
+_ROLE_COLOURS = {
+    "pathway_upstream": "#8c0000",
+    "pathway_kinase": "#d62728",
+    "pathway_tf": "#ff7f0e",
+    "decoy_kinase": "#7f7f7f",
+    "tf_regulator": "#1f77b4",
+    "tf_decoy": "#aec7e8",
+    "": "#9467bd",
+}
 
 
 def plot_node_importance(importance: pd.DataFrame, top: int = 30):
@@ -402,8 +478,9 @@ def plot_node_importance(importance: pd.DataFrame, top: int = 30):
 
     mean = importance[(importance["scope"] == "mean") & ~importance["is_output"].astype(bool)]
     networks = list(pd.unique(mean["network"]))
-    fig, axes = figure(ncols=max(len(networks), 1), figsize=(5 * max(len(networks), 1), 0.22 * top + 1.5),
-                       squeeze=False)
+    fig, axes = figure(
+        ncols=max(len(networks), 1), figsize=(5 * max(len(networks), 1), 0.22 * top + 1.5), squeeze=False
+    )
     for ax, net in zip(axes[0], networks):
         rows = mean[mean["network"] == net].nlargest(top, "node_weight_abs").iloc[::-1]
         colours = [_ROLE_COLOURS.get(r, _ROLE_COLOURS[""]) for r in rows["role"]]
@@ -414,8 +491,13 @@ def plot_node_importance(importance: pd.DataFrame, top: int = 30):
     if present:
         from matplotlib.patches import Patch
 
-        fig.legend(handles=[Patch(color=_ROLE_COLOURS[r], label=r) for r in present],
-                   loc="lower center", ncol=len(present), fontsize=7, frameon=False)
+        fig.legend(
+            handles=[Patch(color=_ROLE_COLOURS[r], label=r) for r in present],
+            loc="lower center",
+            ncol=len(present),
+            fontsize=7,
+            frameon=False,
+        )
     fig.tight_layout(rect=(0, 0.04 if present else 0, 1, 1))
     return fig
 
@@ -431,8 +513,13 @@ def plot_kpnn_metrics(metrics: pd.DataFrame):
     for k, net in enumerate(networks):
         rows = metrics[metrics["network"] == net]
         x = np.arange(len(names)) + (k - (len(networks) - 1) / 2) * width
-        ax.bar(x, [rows[n].mean() for n in names], width=width,
-               label=f"{net} ({int(rows['n_params'].iloc[0])} params)", alpha=0.8)
+        ax.bar(
+            x,
+            [rows[n].mean() for n in names],
+            width=width,
+            label=f"{net} ({int(rows['n_params'].iloc[0])} params)",
+            alpha=0.8,
+        )
         for j, n in enumerate(names):
             ax.scatter(np.full(len(rows), x[j]), rows[n], s=8, color="black", zorder=3)
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)

@@ -24,9 +24,9 @@ from __future__ import annotations
 import copy
 import math
 from collections import deque
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -306,7 +306,11 @@ class KPNN(nn.Module):
             if li > 0:
                 state = torch.cat(parts, dim=1)
             if self.representation == "sparse":
-                src, dst, eid = getattr(self, f"src_{li}"), getattr(self, f"dst_{li}"), getattr(self, f"eid_{li}")
+                src, dst, eid = (
+                    getattr(self, f"src_{li}"),
+                    getattr(self, f"dst_{li}"),
+                    getattr(self, f"eid_{li}"),
+                )
                 contrib = state[:, src] * self.weight[eid]
                 z = state.new_zeros(state.shape[0], b - a).index_add_(1, dst, contrib)
             else:
@@ -434,9 +438,15 @@ def _train(edges, inputs, root, X_train, y_train, X_valid, y_valid, config, devi
     seed = config.seed if seed is None else seed
     gen_init = torch.Generator().manual_seed(seed)
     model = KPNN(
-        edges, inputs, root,
-        dropout=config.dropout, input_dropout=config.input_dropout, dropout_rule=config.dropout_rule,
-        batch_norm_input=config.batch_norm_input, representation=config.representation, generator=gen_init,
+        edges,
+        inputs,
+        root,
+        dropout=config.dropout,
+        input_dropout=config.input_dropout,
+        dropout_rule=config.dropout_rule,
+        batch_norm_input=config.batch_norm_input,
+        representation=config.representation,
+        generator=gen_init,
     ).to(dev)
     gen = torch.Generator(device=dev).manual_seed(seed + 1)
     gen_cpu = torch.Generator().manual_seed(seed + 2)
@@ -450,7 +460,9 @@ def _train(edges, inputs, root, X_train, y_train, X_valid, y_valid, config, devi
     else:
         w_all = None
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    reg = dict(weight_l1=config.weight_l1, weight_l2=config.weight_l2, bias_l1=config.bias_l1, bias_l2=config.bias_l2)
+    reg = dict(
+        weight_l1=config.weight_l1, weight_l2=config.weight_l2, bias_l1=config.bias_l1, bias_l2=config.bias_l2
+    )
     best_loss, best_state, best_epoch, wait = math.inf, None, 0, 0
     rows = []
     for epoch in range(1, config.max_epochs + 1):
@@ -543,7 +555,7 @@ def cross_validate_kpnn(
     if len(y) != len(Xm):
         raise ValueError(f"y has {len(y)} labels for {len(Xm)} cells")
     classes = set(np.unique(y).tolist())
-    if not classes <= {0, 1, True, False} or len(classes) != 2:
+    if not classes <= {0, 1} or len(classes) != 2:
         raise ValueError(f"y must be binary 0/1 with both classes present, got {sorted(classes)}")
     y = y.astype(np.float32)
     if not isinstance(n_folds, int) or n_folds < 2:
@@ -563,10 +575,22 @@ def _cross_validate(Xm, cell_index, y, edges, inputs, root, config, n_folds, dev
     metrics, histories, weights, acts, preds, order = [], [], [], [], [], []
     for fold, (train_idx, test_idx) in enumerate(skf.split(Xm, y)):
         tr_idx, va_idx = train_test_split(
-            train_idx, test_size=config.inner_valid_fraction, stratify=y[train_idx], random_state=config.seed + fold
+            train_idx,
+            test_size=config.inner_valid_fraction,
+            stratify=y[train_idx],
+            random_state=config.seed + fold,
         )
         model, hist, best_epoch = _train(
-            edges, inputs, root, Xm[tr_idx], y[tr_idx], Xm[va_idx], y[va_idx], config, device, config.seed + fold
+            edges,
+            inputs,
+            root,
+            Xm[tr_idx],
+            y[tr_idx],
+            Xm[va_idx],
+            y[va_idx],
+            config,
+            device,
+            config.seed + fold,
         )
         hist.insert(0, "fold", fold)
         histories.append(hist)
@@ -611,7 +635,11 @@ def _cross_validate(Xm, cell_index, y, edges, inputs, root, config, n_folds, dev
         act.insert(0, "fold", fold)
         acts.append(act)
         order.append(test_idx)
-        preds.append(pd.DataFrame({"cell": cell_index[test_idx], "fold": fold, "y_true": y_test.astype(int), "y_prob": prob}))
+        preds.append(
+            pd.DataFrame(
+                {"cell": cell_index[test_idx], "fold": fold, "y_true": y_test.astype(int), "y_prob": prob}
+            )
+        )
 
     back = np.argsort(np.concatenate(order), kind="stable")  # rows back in the order of X
     return KPNNCVResult(

@@ -19,8 +19,8 @@ import io
 import re
 import zlib
 from collections import deque
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -85,13 +85,16 @@ def _read_text(path: Path, what: str, **kwargs) -> pd.DataFrame:
     byte, which would merge different nodes.
     """
     try:
-        with (gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")) as handle:
+        with gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb") as handle:
             data = handle.read()
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise PKNError("file", f"{path.name} is a truncated or corrupt gzip file ({exc})") from exc
     if b"\x00" in data:
-        raise PKNError("file", f"{path.name} has a NUL byte (a control character) at byte "
-                               f"{data.index(bytes(1))}: not a text file")
+        raise PKNError(
+            "file",
+            f"{path.name} has a NUL byte (a control character) at byte "
+            f"{data.index(bytes(1))}: not a text file",
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -113,8 +116,9 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
             raise PKNError(col, f"{int(vals.isna().sum())} empty node name(s)")
         bad = vals[vals.astype(str).str.contains(_CONTROL)]
         if len(bad):
-            raise PKNError(col, f"{len(bad)} node name(s) with NUL or other control characters, "
-                                f"first {bad.iloc[0]!r}")
+            raise PKNError(
+                col, f"{len(bad)} node name(s) with NUL or other control characters, first {bad.iloc[0]!r}"
+            )
     out = pd.DataFrame(
         {
             "source": df["source"].astype(str).str.strip(),
@@ -162,7 +166,11 @@ def read_pkn(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     df = _read_text(path, fmt.upper(), sep=sep, dtype=str, comment=None)
     cols = [str(c).strip().lower() for c in df.columns]
     if len(cols) == 1:
-        guess = "tab" if "\t" in cols[0] else ("comma" if "," in cols[0] else ("space" if " " in cols[0] else None))
+        guess = (
+            "tab"
+            if "\t" in cols[0]
+            else ("comma" if "," in cols[0] else ("space" if " " in cols[0] else None))
+        )
         if guess or other in cols[0]:
             raise PKNError(
                 "separator",
@@ -299,8 +307,7 @@ def validate_pkn(
         pairs = edges.loc[pair_dup, ["source", "target"]].drop_duplicates()
         raise PKNError(
             "sign",
-            f"{len(pairs)} edge(s) given with both signs, e.g. "
-            f"{list(map(tuple, pairs.head(5).to_numpy()))}",
+            f"{len(pairs)} edge(s) given with both signs, e.g. {list(map(tuple, pairs.head(5).to_numpy()))}",
         )
 
     nodes = set(edges["source"]) | set(edges["target"])
@@ -398,10 +405,18 @@ def kpnn_from_layers(
     :func:`_shortest_path_dag`), since a KPNN must be a DAG; ``acyclic=False`` keeps feedback loops
     (e.g. for the MILP, which removes them optimally).
     """
-    sig = _standardise(signalling_edges, ["source", "parent"], ["target", "child"], ["sign", "interaction", "mor"], "signalling_edges")
+    sig = _standardise(
+        signalling_edges,
+        ["source", "parent"],
+        ["target", "child"],
+        ["sign", "interaction", "mor"],
+        "signalling_edges",
+    )
     reg = _standardise(tf_gene_edges, ["tf", "source"], ["target", "gene"], ["mor", "sign"], "tf_gene_edges")
     comp_sig = pd.DataFrame({"source": sig["target"], "target": sig["source"], "sign": sig["sign"]})
-    comp_reg = pd.DataFrame({"source": reg["target"] + GENE_SUFFIX, "target": reg["source"], "sign": reg["sign"]})
+    comp_reg = pd.DataFrame(
+        {"source": reg["target"] + GENE_SUFFIX, "target": reg["source"], "sign": reg["sign"]}
+    )
     edges = pd.concat([comp_reg, comp_sig], ignore_index=True)
     edges = edges.loc[edges["source"] != edges["target"]]
     # One edge per (source, target): the first sign wins (duplicate sources disagree very rarely).

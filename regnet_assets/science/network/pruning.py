@@ -51,8 +51,8 @@ from __future__ import annotations
 import time
 import warnings
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import cvxpy as cp
 import numpy as np
@@ -60,7 +60,13 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from regnet_assets.science.network.pkn import EDGE_COLUMNS, PKNError, is_acyclic, reachability_prune, validate_pkn
+from regnet_assets.science.network.pkn import (
+    EDGE_COLUMNS,
+    PKNError,
+    is_acyclic,
+    reachability_prune,
+    validate_pkn,
+)
 
 __all__ = [
     "PruningError",
@@ -123,7 +129,9 @@ class _Graph:
 
     def __init__(self, edges: pd.DataFrame, inputs: Sequence[str], root: str):
         self.edges = edges.reset_index(drop=True)
-        self.nodes = pd.Index(pd.unique(np.concatenate([edges["source"].to_numpy(), edges["target"].to_numpy()])))
+        self.nodes = pd.Index(
+            pd.unique(np.concatenate([edges["source"].to_numpy(), edges["target"].to_numpy()]))
+        )
         self.n = len(self.nodes)
         self.s = self.nodes.get_indexer(edges["source"]).astype(np.int64)
         self.t = self.nodes.get_indexer(edges["target"]).astype(np.int64)
@@ -215,9 +223,13 @@ def _rows_to_constraint(rows: dict, y: cp.Variable) -> list:
     k = y.shape[0]
     keys = list(rows)
     r = np.repeat(np.arange(len(keys)), [len(c) + (v >= 0) for c, v in keys])
-    c = np.fromiter((j for cols, v in keys for j in (cols + ((v,) if v >= 0 else ()))), dtype=np.int64, count=len(r))
+    c = np.fromiter(
+        (j for cols, v in keys for j in (cols + ((v,) if v >= 0 else ()))), dtype=np.int64, count=len(r)
+    )
     vals = np.fromiter(
-        (x for cols, v in keys for x in ((1.0,) * len(cols) + ((-1.0,) if v >= 0 else ()))), dtype=float, count=len(r)
+        (x for cols, v in keys for x in ((1.0,) * len(cols) + ((-1.0,) if v >= 0 else ()))),
+        dtype=float,
+        count=len(r),
     )
     rhs = np.array([1.0 if v < 0 else 0.0 for _, v in keys])
     return [sp.csr_matrix((vals, (r, c)), shape=(len(keys), k)) @ y >= rhs]
@@ -354,9 +366,19 @@ def _structural(
         "rounds": 0,
     }
     if k == 0:  # presolve decided everything
-        sol = {"cvxpy_status": cp.OPTIMAL, "solve_seconds": 0.0, "compile_seconds": 0.0, "wall_seconds": 0.0,
-               "solver_objective": 0.0, "solver_bound": 0.0, "solver_mip_gap": 0.0, "mip_nodes": 0,
-               "has_solution": True, "build_seconds": time.perf_counter() - t0, "offset": n_forced_hidden}
+        sol = {
+            "cvxpy_status": cp.OPTIMAL,
+            "solve_seconds": 0.0,
+            "compile_seconds": 0.0,
+            "wall_seconds": 0.0,
+            "solver_objective": 0.0,
+            "solver_bound": 0.0,
+            "solver_mip_gap": 0.0,
+            "mip_nodes": 0,
+            "has_solution": True,
+            "build_seconds": time.perf_counter() - t0,
+            "offset": n_forced_hidden,
+        }
         return forced.copy(), sol, model_info
 
     order = np.argsort(g.t, kind="stable")
@@ -388,7 +410,9 @@ def _structural(
             break
         keep = forced.copy()
         keep[free] = np.asarray(y.value).ravel() > 0.5
-        new = _cycle_cuts(g, keep, forced, yidx, pred_ptr, pred_edges) if scc_nodes and cycles == "cuts" else {}
+        new = (
+            _cycle_cuts(g, keep, forced, yidx, pred_ptr, pred_edges) if scc_nodes and cycles == "cuts" else {}
+        )
         if not new:
             break
         if sol["cvxpy_status"] != cp.OPTIMAL or time.perf_counter() >= deadline:
@@ -468,7 +492,8 @@ def _scc_constraints(g, scc_nodes, comp, comp_size, forced, yidx, y) -> list:
     p = cp.Variable(nz, name="order", bounds=[np.zeros(nz), p_ub])
     ph = np.array([pos[u] for u in x_head], dtype=np.int64)
     D = sp.csr_matrix(
-        (np.r_[np.ones(nx), -np.ones(nx)], (np.r_[np.arange(nx), np.arange(nx)], np.r_[row, ph])), shape=(nx, nz)
+        (np.r_[np.ones(nx), -np.ones(nx)], (np.r_[np.arange(nx), np.arange(nx)], np.r_[row, ph])),
+        shape=(nx, nz),
     )
     cons.append(D @ p - cp.multiply(M, x) >= 1.0 - M)
 
@@ -553,7 +578,9 @@ def _acyclic_flow(g: _Graph, time_limit: float, verbose: bool) -> tuple[np.ndarr
     sol = _solve(problem, time_limit, verbose)
     sol["build_seconds"] = build + sol["compile_seconds"]
     sol["offset"] = 0
-    selected = np.flatnonzero(np.asarray(x.value).ravel()[:m] > 0.5) if sol["has_solution"] else np.array([], int)
+    selected = (
+        np.flatnonzero(np.asarray(x.value).ravel()[:m] > 0.5) if sol["has_solution"] else np.array([], int)
+    )
     info = {"variables_binary": M, "variables_continuous": M + n, "rows": n + 2 * M + m}
     return selected, sol, info
 
@@ -599,14 +626,18 @@ def prune_to_minimal_dag(
     if method == "structural":
         keep, sol, model = _structural(g, time_limit, verbose, cycles)
         if not sol["has_solution"]:
-            raise PruningError(f"structural MILP: no feasible solution within {time_limit} s ({sol['cvxpy_status']})")
+            raise PruningError(
+                f"structural MILP: no feasible solution within {time_limit} s ({sol['cvxpy_status']})"
+            )
         chosen = _tree_from_kept(g, keep)
         # kept edges = inputs + hidden nodes (tree); the solver's objective counts hidden free nodes
         to_edges = lambda v: None if v is None else ni + sol["offset"] + v  # noqa: E731
     else:
         chosen, sol, model = _acyclic_flow(g, time_limit, verbose)
         if not sol["has_solution"]:
-            raise PruningError(f"acyclic-flow MILP: no feasible solution within {time_limit} s ({sol['cvxpy_status']})")
+            raise PruningError(
+                f"acyclic-flow MILP: no feasible solution within {time_limit} s ({sol['cvxpy_status']})"
+            )
         to_edges = lambda v: None if v is None else v - (ni + 1)  # noqa: E731
 
     kept = pruned.iloc[chosen][EDGE_COLUMNS].reset_index(drop=True)

@@ -150,7 +150,9 @@ def clustering_scores(
             row["asw_label_scib"] = (sil + 1.0) / 2.0
         elif cell_type_key in sub:
             both = keep & ~_missing(sub[cell_type_key])
-            row["asw_batch_scib"], row["note"] = scib_batch_asw(x[both], values[both], sub[cell_type_key][both])
+            row["asw_batch_scib"], row["note"] = scib_batch_asw(
+                x[both], values[both], sub[cell_type_key][both]
+            )
         else:
             row["note"] = f"asw_batch_scib needs a {cell_type_key!r} label"
         rows.append(row)
@@ -199,10 +201,26 @@ def summarise_scores(
     batch = df[(df[label_col] == batch_label) & np.isfinite(df["silhouette"].astype(float))]
     lo = batch.loc[batch.groupby(representation_col)["silhouette"].idxmin(), [representation_col, fold_col]]
     hi = batch.loc[batch.groupby(representation_col)["silhouette"].idxmax(), [representation_col, fold_col]]
-    out = out.merge(lo.rename(columns={fold_col: "fold_min_batch_silhouette"}), on=representation_col, how="left")
-    out = out.merge(hi.rename(columns={fold_col: "fold_max_batch_silhouette"}), on=representation_col, how="left")
-    cols = [representation_col, label_col, "metric", "mean", "std", "sem", "ci_lower", "ci_upper", "ci_df",
-            "n_folds", "fold_min_batch_silhouette", "fold_max_batch_silhouette"]
+    out = out.merge(
+        lo.rename(columns={fold_col: "fold_min_batch_silhouette"}), on=representation_col, how="left"
+    )
+    out = out.merge(
+        hi.rename(columns={fold_col: "fold_max_batch_silhouette"}), on=representation_col, how="left"
+    )
+    cols = [
+        representation_col,
+        label_col,
+        "metric",
+        "mean",
+        "std",
+        "sem",
+        "ci_lower",
+        "ci_upper",
+        "ci_df",
+        "n_folds",
+        "fold_min_batch_silhouette",
+        "fold_max_batch_silhouette",
+    ]
     return out[cols]
 
 
@@ -238,8 +256,16 @@ def plot_scores(
                 continue
             x = np.arange(len(reps)) + (j - (len(labels) - 1) / 2) * width
             err = np.vstack([s["mean"] - s["ci_lower"], s["ci_upper"] - s["mean"]])
-            ax.bar(x, s["mean"], width=width, color=cmap(j % 10), label=str(lab),
-                   yerr=np.nan_to_num(err), capsize=3, error_kw={"linewidth": 0.8})
+            ax.bar(
+                x,
+                s["mean"],
+                width=width,
+                color=cmap(j % 10),
+                label=str(lab),
+                yerr=np.nan_to_num(err),
+                capsize=3,
+                error_kw={"linewidth": 0.8},
+            )
         ax.set_xticks(np.arange(len(reps)))
         ax.set_xticklabels([str(r) for r in reps], rotation=30, ha="right", fontsize=8)
         ax.set_title(metric, fontsize=9)
@@ -249,4 +275,3 @@ def plot_scores(
     fig.suptitle("Clustering scores (mean ± t-CI over folds)", fontsize=10)
     fig.tight_layout()
     return fig
-

@@ -19,8 +19,16 @@ from scipy.stats import false_discovery_control
 __all__ = ["GSEAPY_COLUMNS", "enrich_programs", "plot_top_terms", "load_gmt"]
 
 #: Columns of ``gseapy.enrich(...).results`` in local (offline) mode, in gseapy's order.
-GSEAPY_COLUMNS = ["Gene_set", "Term", "Overlap", "P-value", "Adjusted P-value", "Odds Ratio",
-                  "Combined Score", "Genes"]
+GSEAPY_COLUMNS = [
+    "Gene_set",
+    "Term",
+    "Overlap",
+    "P-value",
+    "Adjusted P-value",
+    "Odds Ratio",
+    "Combined Score",
+    "Genes",
+]
 _EXTRA = ["n_genes", "n_in_background", "background_size", "n_terms_tested", "padj_all_terms", "note"]
 
 
@@ -100,16 +108,26 @@ def enrich_programs(
     for prog, sub in programs.groupby(program_col, sort=False):
         genes = list(pd.unique(sub[gene_col].astype(str)))
         query = [g for g in pd.unique(pd.Series([g.upper() for g in genes])) if g in bg_set]
-        info = {"program": prog, "n_genes": len(genes), "n_in_background": len(query),
-                "background_size": len(bg), "n_terms_tested": n_terms}
+        info = {
+            "program": prog,
+            "n_genes": len(genes),
+            "n_in_background": len(query),
+            "background_size": len(bg),
+            "n_terms_tested": n_terms,
+        }
         if len(query) < min_genes:
-            frames.append(pd.DataFrame([{**info, "note": f"only {len(query)} genes in background (min_genes={min_genes})"}]))
+            frames.append(
+                pd.DataFrame(
+                    [{**info, "note": f"only {len(query)} genes in background (min_genes={min_genes})"}]
+                )
+            )
             continue
         if not testable:
             frames.append(pd.DataFrame([{**info, "note": "no gene set overlaps the background"}]))
             continue
-        enr = gseapy.enrich(gene_list=query, gene_sets=testable, background=bg, outdir=None,
-                            no_plot=True, verbose=False)
+        enr = gseapy.enrich(
+            gene_list=query, gene_sets=testable, background=bg, outdir=None, no_plot=True, verbose=False
+        )
         res = getattr(enr, "results", None)
         if not isinstance(res, pd.DataFrame) or res.empty:
             frames.append(pd.DataFrame([{**info, "note": "no term overlaps the program"}]))
@@ -159,7 +177,7 @@ def plot_top_terms(
     if groups is None:
         groups = tuple(pd.unique(df[group_col]))
     df = df[df[group_col].isin(groups)]
-    top = (df.sort_values(padj_col, kind="stable").groupby(group_col, sort=False).head(top_n).copy())
+    top = df.sort_values(padj_col, kind="stable").groupby(group_col, sort=False).head(top_n).copy()
     fig = Figure(figsize=(8, max(2.5, 0.32 * len(top) + 1.2)))
     ax = fig.add_subplot(1, 1, 1)
     if top.empty:

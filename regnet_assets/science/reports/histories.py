@@ -60,9 +60,15 @@ def plot_mean_history(mean: pd.DataFrame, metrics: tuple[str, ...] = ("train_los
         for metric in metrics:
             if metric not in sub:
                 continue
-            line, = ax.plot(sub["epoch"], sub[metric], label=f"{metric} (mean)")
-            ax.fill_between(sub["epoch"], sub[f"{metric}_min"], sub[f"{metric}_max"], alpha=0.2,
-                            color=line.get_color(), linewidth=0)
+            (line,) = ax.plot(sub["epoch"], sub[metric], label=f"{metric} (mean)")
+            ax.fill_between(
+                sub["epoch"],
+                sub[f"{metric}_min"],
+                sub[f"{metric}_max"],
+                alpha=0.2,
+                color=line.get_color(),
+                linewidth=0,
+            )
         ax.set(title=f"{model} ({int(sub['n_folds'].max())} folds)", xlabel="epoch", ylabel="loss")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
@@ -79,7 +85,9 @@ def plot_gene_history(history: pd.DataFrame, gene: str, best_epoch: int | None =
     ax.set(xlabel="epoch", ylabel="Poisson NLL (up to a constant)", title=f"{gene}: training curve")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     twin = ax.twinx()
-    twin.plot(history["epoch"], history["valid_spearman"], color="tab:green", linestyle=":", label="valid Spearman")
+    twin.plot(
+        history["epoch"], history["valid_spearman"], color="tab:green", linestyle=":", label="valid Spearman"
+    )
     twin.set_ylabel("valid Spearman")
     if best_epoch is not None:
         ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch {best_epoch}")
@@ -93,8 +101,10 @@ def best_epoch_summary(models: pd.DataFrame) -> dict:
     """Median best epoch and how many genes peaked at their last epoch (still improving)."""
     trained = models.dropna(subset=["best_epoch", "epochs_run"])
     at_last = trained["best_epoch"] >= trained["epochs_run"]
-    return {"best_epoch_median": float(trained["best_epoch"].median()) if len(trained) else float("nan"),
-            "n_best_at_last_epoch": int(at_last.sum())}
+    return {
+        "best_epoch_median": float(trained["best_epoch"].median()) if len(trained) else float("nan"),
+        "n_best_at_last_epoch": int(at_last.sum()),
+    }
 
 
 def plot_best_epochs(models: pd.DataFrame):
@@ -105,7 +115,10 @@ def plot_best_epochs(models: pd.DataFrame):
     ax.hist(trained["best_epoch"], bins=np.arange(0.5, last + 1.5, max(1, last // 40)), color="tab:blue")
     ax.axvline(last, color="grey", linestyle="--", linewidth=1)
     n_last = best_epoch_summary(trained)["n_best_at_last_epoch"]
-    ax.set(xlabel="best epoch (highest valid Spearman)", ylabel="genes",
-           title=f"{len(trained)} genes; {n_last} peaked at the last epoch ({last})")
+    ax.set(
+        xlabel="best epoch (highest valid Spearman)",
+        ylabel="genes",
+        title=f"{len(trained)} genes; {n_last} peaked at the last epoch ({last})",
+    )
     fig.tight_layout()
     return fig

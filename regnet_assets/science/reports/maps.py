@@ -19,7 +19,9 @@ MAP_COLUMNS = ["representation", "level", "fold", "split", "cell", "umap1", "uma
 MIN_OBSERVATIONS = 5  # UMAP needs a neighbour graph; fewer points give no meaningful map
 
 
-def umap_coordinates(matrix: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.5) -> np.ndarray:
+def umap_coordinates(
+    matrix: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.5
+) -> np.ndarray:
     """(n, 2) UMAP of ``matrix`` (n x features); ``n_neighbors`` is capped at n − 1."""
     import umap
 
@@ -28,8 +30,13 @@ def umap_coordinates(matrix: np.ndarray, seed: int = 0, n_neighbors: int = 15, m
         raise ValueError(f"UMAP needs at least {MIN_OBSERVATIONS} observations, got {len(x)}")
     if not np.isfinite(x).all():
         raise ValueError("UMAP input contains NaN or inf")
-    reducer = umap.UMAP(n_components=2, n_neighbors=int(min(n_neighbors, len(x) - 1)), min_dist=min_dist,
-                        random_state=seed, n_jobs=1)
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=int(min(n_neighbors, len(x) - 1)),
+        min_dist=min_dist,
+        random_state=seed,
+        n_jobs=1,
+    )
     return reducer.fit_transform(x).astype(float)
 
 
@@ -61,7 +68,9 @@ def embedding_maps(
         finite = np.isfinite(wide.to_numpy(float)).all(axis=1)
         where = f"{name} fold {fold}"
         if not finite.all():
-            skipped[f"{where} (rows)"] = f"{int((~finite).sum())} observation(s) with a missing coordinate dropped"
+            skipped[f"{where} (rows)"] = (
+                f"{int((~finite).sum())} observation(s) with a missing coordinate dropped"
+            )
         wide = wide[finite]
         if len(wide) < MIN_OBSERVATIONS:
             skipped[where] = f"{len(wide)} observation(s), UMAP needs {MIN_OBSERVATIONS}"
@@ -69,12 +78,21 @@ def embedding_maps(
         wide = wide.iloc[subsample(len(wide), max_obs, seed)]
         xy = umap_coordinates(wide.to_numpy(float), seed=seed, n_neighbors=n_neighbors, min_dist=min_dist)
         cells = wide.index.get_level_values("obs_name")
-        rows.append(pd.DataFrame({
-            "representation": name, "level": labels["level"].iloc[0], "fold": int(fold),
-            "split": wide.index.get_level_values("split"), "cell": cells, "umap1": xy[:, 0], "umap2": xy[:, 1],
-            "cell_type": labels["cell_type"].reindex(cells).to_numpy(dtype=object),
-            "batch": labels["batch"].reindex(cells).to_numpy(dtype=object),
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "representation": name,
+                    "level": labels["level"].iloc[0],
+                    "fold": int(fold),
+                    "split": wide.index.get_level_values("split"),
+                    "cell": cells,
+                    "umap1": xy[:, 0],
+                    "umap2": xy[:, 1],
+                    "cell_type": labels["cell_type"].reindex(cells).to_numpy(dtype=object),
+                    "batch": labels["batch"].reindex(cells).to_numpy(dtype=object),
+                }
+            )
+        )
     maps = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame({c: [] for c in MAP_COLUMNS})
     return maps[MAP_COLUMNS], skipped
 
@@ -92,12 +110,21 @@ def plot_map(maps: pd.DataFrame, representation: str, colour_by: str):
     colours = {c: cmap(i % cmap.N) for i, c in enumerate(categories)}
     for ax, fold in zip(axes[0], folds):
         mask = (sub["fold"] == fold).to_numpy()
-        ax.scatter(sub.loc[mask, "umap1"], sub.loc[mask, "umap2"], s=6, linewidths=0,
-                   c=[colours[v] for v in values[mask]])
+        ax.scatter(
+            sub.loc[mask, "umap1"],
+            sub.loc[mask, "umap2"],
+            s=6,
+            linewidths=0,
+            c=[colours[v] for v in values[mask]],
+        )
         ax.set(title=f"fold {fold} ({int(mask.sum())})", xticks=[], yticks=[], xlabel="UMAP1", ylabel="UMAP2")
-    handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=colours[c], label=c)
-               for c in categories]
-    fig.legend(handles=handles, title=colour_by, loc="center right", fontsize=7, title_fontsize=8, frameon=False)
+    handles = [
+        matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=colours[c], label=c)
+        for c in categories
+    ]
+    fig.legend(
+        handles=handles, title=colour_by, loc="center right", fontsize=7, title_fontsize=8, frameon=False
+    )
     fig.suptitle(f"{representation}: UMAP coloured by {colour_by}", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1 - 1.5 / (3.0 * max(len(folds), 1) + 1.6), 1))
     return fig

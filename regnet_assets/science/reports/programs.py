@@ -141,7 +141,7 @@ def standardised_loadings(
 
     if weights is None:
         zs = (z - z.mean(axis=0)) / sd_z  # standardised latent: coefficients are W * sd(z) directly
-        cross = np.asarray((x.T @ zs)).T if sparse.issparse(x) else zs.T @ x  # dims x genes; zs centred
+        cross = np.asarray(x.T @ zs).T if sparse.issparse(x) else zs.T @ x  # dims x genes; zs centred
         gamma, *_ = np.linalg.lstsq(zs.T @ zs, cross, rcond=None)
         s = gamma.T / sd_x[:, None]
     else:
@@ -164,8 +164,12 @@ def latent_rank_report(latent: np.ndarray, *, center: bool = True, scale: bool =
         sd = z.std(axis=0, ddof=1)
         z = z / np.where(sd == 0, 1.0, sd)
     rank = int(np.linalg.matrix_rank(z)) if z.size else 0
-    return {"n_obs": int(z.shape[0]), "n_dims": int(z.shape[1]), "rank": rank,
-            "linearly_independent": rank == z.shape[1]}
+    return {
+        "n_obs": int(z.shape[0]),
+        "n_dims": int(z.shape[1]),
+        "rank": rank,
+        "linearly_independent": rank == z.shape[1],
+    }
 
 
 def dim_uniqueness(latent: np.ndarray) -> pd.Series:
@@ -312,7 +316,11 @@ def program_genes(
         score = score * uniqueness.reindex(dims).fillna(0.0).to_numpy()[None, :]
 
     keep = np.isfinite(sd) & np.isfinite(score).all(axis=1)
-    frac = gene_frac.reindex(genes).astype(float).to_numpy() if gene_frac is not None else np.full(len(genes), np.nan)
+    frac = (
+        gene_frac.reindex(genes).astype(float).to_numpy()
+        if gene_frac is not None
+        else np.full(len(genes), np.nan)
+    )
     if min_frac:
         keep &= np.nan_to_num(frac, nan=-np.inf) >= min_frac
     if min_sd is not None:

@@ -30,11 +30,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from regnet_assets.science.reports import clustering
-
-from regnet_assets.science.reports import programs
 from regnet_assets.science.attribution.regulatory_network import attribution_view
 from regnet_assets.science.common.tables import LongTable, connect
+from regnet_assets.science.reports import clustering, programs
 
 __all__ = [
     "EMBEDDING_COLUMNS",
@@ -56,8 +54,18 @@ __all__ = [
 ]
 
 #: Columns of the long ``embeddings`` table.
-EMBEDDING_COLUMNS = ["representation", "level", "fold", "split", "obs_name", "cell_type", "batch",
-                     "dim", "dim_index", "value"]
+EMBEDDING_COLUMNS = [
+    "representation",
+    "level",
+    "fold",
+    "split",
+    "obs_name",
+    "cell_type",
+    "batch",
+    "dim",
+    "dim_index",
+    "value",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,15 +179,18 @@ def fold_assignment(n: int, n_folds: int, seed: int = 0, strata: Sequence | None
     return folds
 
 
-def _long(coords: np.ndarray, obs: pd.Index, dims: Sequence[str], labels: pd.DataFrame,
-          **fixed) -> pd.DataFrame:
+def _long(
+    coords: np.ndarray, obs: pd.Index, dims: Sequence[str], labels: pd.DataFrame, **fixed
+) -> pd.DataFrame:
     n, k = coords.shape
-    frame = pd.DataFrame({
-        "obs_name": np.repeat(obs.to_numpy(dtype=object), k),
-        "dim": np.tile(np.asarray(list(dims), dtype=object), n),
-        "dim_index": np.tile(np.arange(k), n),
-        "value": coords.reshape(-1),
-    })
+    frame = pd.DataFrame(
+        {
+            "obs_name": np.repeat(obs.to_numpy(dtype=object), k),
+            "dim": np.tile(np.asarray(list(dims), dtype=object), n),
+            "dim_index": np.tile(np.arange(k), n),
+            "value": coords.reshape(-1),
+        }
+    )
     for col in ("cell_type", "batch"):
         values = labels[col].reindex(obs).to_numpy(dtype=object) if col in labels else np.full(n, None)
         frame[col] = np.repeat(values, k)
@@ -230,8 +241,18 @@ def fold_embeddings(
         splits = (("train", train), ("test", test)) if include_train else (("test", test),)
         for split, mask in splits:
             if mask.any():
-                parts.append(_long(coords[mask], matrix.index[mask], dims, labels,
-                                   representation=representation, level=level, fold=int(fold), split=split))
+                parts.append(
+                    _long(
+                        coords[mask],
+                        matrix.index[mask],
+                        dims,
+                        labels,
+                        representation=representation,
+                        level=level,
+                        fold=int(fold),
+                        split=split,
+                    )
+                )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -250,25 +271,47 @@ def score_embeddings(
     """
     rows = []
     sel = embeddings[embeddings["split"].isin(list(splits))]
-    for (rep, level, fold, split), part in sel.groupby(["representation", "level", "fold", "split"], sort=True):
+    for (rep, level, fold, split), part in sel.groupby(
+        ["representation", "level", "fold", "split"], sort=True
+    ):
         wide = part.pivot_table(index="obs_name", columns="dim_index", values="value", aggfunc="first")
         meta = part.drop_duplicates("obs_name").set_index("obs_name").reindex(wide.index)
-        labels = {col: meta[col].to_numpy(dtype=object) for col in ("cell_type", "batch")
-                  if meta[col].notna().any()}
+        labels = {
+            col: meta[col].to_numpy(dtype=object) for col in ("cell_type", "batch") if meta[col].notna().any()
+        }
         if not labels:
             continue
-        s = clustering.clustering_scores(wide.to_numpy(float), labels, sample_size=sample_size or None, seed=seed,
-                                         batch_key="batch", cell_type_key="cell_type")
+        s = clustering.clustering_scores(
+            wide.to_numpy(float),
+            labels,
+            sample_size=sample_size or None,
+            seed=seed,
+            batch_key="batch",
+            cell_type_key="cell_type",
+        )
         s.insert(0, "split", split)
         s.insert(0, "fold", int(fold))
         s.insert(0, "level", level)
         s.insert(0, "representation", rep)
-        s.insert(s.columns.get_loc("label") + 1, "label_role",
-                 np.where(s["label"] == "batch", "batch", "bio"))
+        s.insert(
+            s.columns.get_loc("label") + 1, "label_role", np.where(s["label"] == "batch", "batch", "bio")
+        )
         rows.append(s)
     if not rows:
-        return pd.DataFrame(columns=["representation", "level", "fold", "split", "label", "label_role",
-                                     "n_cells", "n_classes", *clustering.SCORE_COLUMNS, "note"])
+        return pd.DataFrame(
+            columns=[
+                "representation",
+                "level",
+                "fold",
+                "split",
+                "label",
+                "label_role",
+                "n_cells",
+                "n_classes",
+                *clustering.SCORE_COLUMNS,
+                "note",
+            ]
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -340,18 +383,32 @@ def latent_programs(
         uniq = programs.dim_uniqueness(z)
         uniq.index = dims
     prog = programs.program_genes(
-        loadings, stats["sd"], selected, top_n=top_n, min_frac=min_frac, min_sd=min_sd, rank_by=rank_by,
-        specificity_ratio=specificity_ratio, gene_frac=stats["frac"], uniqueness=uniq,
+        loadings,
+        stats["sd"],
+        selected,
+        top_n=top_n,
+        min_frac=min_frac,
+        min_sd=min_sd,
+        rank_by=rank_by,
+        specificity_ratio=specificity_ratio,
+        gene_frac=stats["frac"],
+        uniqueness=uniq,
     )
     prog["program"] = [f"{name}:{d}" for d in prog["dim"]]
     prog.insert(0, "latent", name)
     prog["dim"] = prog["dim"].astype(str)
     prog["winner_dim"] = prog["winner_dim"].astype(str)
 
-    long = loadings.rename_axis("gene").reset_index().melt(id_vars="gene", var_name="dim", value_name="loading")
+    long = (
+        loadings.rename_axis("gene").reset_index().melt(id_vars="gene", var_name="dim", value_name="loading")
+    )
     long.insert(0, "latent", name)
-    return {"gene_loadings": long, "latent_rank_report": rank_row, "dim_importance": imp,
-            "gene_program_genes": prog}
+    return {
+        "gene_loadings": long,
+        "latent_rank_report": rank_row,
+        "dim_importance": imp,
+        "gene_program_genes": prog,
+    }
 
 
 def program_sets(program_genes: pd.DataFrame, compare: Sequence[str] = ()) -> pd.DataFrame:
@@ -411,8 +468,14 @@ def plot_gene_ranks(ranks: pd.DataFrame, top_n: int = 5):
     hi = float(max(r["rank_full"].max(), r["rank_ablated"].max())) if len(r) else 1.0
     ax.plot([0, hi + 1], [0, hi + 1], color="grey", linestyle="--", linewidth=1)
     for _, row in r.nlargest(top_n, "rank_diff").iterrows():
-        ax.annotate(str(row["gene"]), (row["rank_full"], row["rank_ablated"]), fontsize=7,
-                    xytext=(3, -8), textcoords="offset points", color="tab:red")
+        ax.annotate(
+            str(row["gene"]),
+            (row["rank_full"], row["rank_ablated"]),
+            fontsize=7,
+            xytext=(3, -8),
+            textcoords="offset points",
+            color="tab:red",
+        )
     ax.set_xlabel("rank, full model (higher = better)")
     ax.set_ylabel("rank, chromatin only (no TF branch)")
     ax.set_title("Gene ranks by valid Spearman (red: most TF-dependent)", fontsize=9)
