@@ -64,6 +64,7 @@ def _progress_writer():
 
 
 def cmd_run(args) -> int:
+    """`regnet run`: materialize the graph with progress; exit non-zero naming what failed."""
     import dagster as dg
 
     from regnet_assets.defs.resources import DatasetResource
@@ -125,6 +126,7 @@ def _print_summary(root: Path) -> None:
 
 
 def cmd_sql(args) -> int:
+    """`regnet sql`: run a read-only SQL query over the result tables and print it."""
     import duckdb
 
     from regnet_assets.storage import query
@@ -157,6 +159,7 @@ def cmd_sql(args) -> int:
 
 
 def cmd_status(args) -> int:
+    """`regnet status`: per-asset and per-gene materialization status."""
     import dagster as dg
 
     from regnet_assets.defs.definitions import ALL_ASSETS, defs
@@ -198,6 +201,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_backfill(args) -> int:
+    """`regnet backfill`: launch a backfill of gene partitions in batched runs."""
     import dagster as dg
 
     from regnet_assets.defs.runner import SelectionError, submit_backfill
@@ -220,6 +224,7 @@ def cmd_backfill(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """`regnet export`: write a self-contained, documented results folder."""
     from regnet_assets.storage.export import ExportError, export_results
 
     root = _storage(args)
@@ -280,6 +285,7 @@ def _export_descriptions(root: Path):
 
 
 def cmd_ui(args) -> int:
+    """`regnet ui`: serve the Dagster UI on a loopback address."""
     root = _storage(args)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
@@ -302,6 +308,7 @@ def cmd_ui(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The `regnet` argument parser with one sub-command per front-door task."""
     top = argparse.ArgumentParser(prog="regnet", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
 
@@ -388,6 +395,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `regnet` console script."""
     args = parser().parse_args(argv)
     return args.func(args)
 

@@ -120,9 +120,10 @@ def _no_empty_tables_check(catalog_key: dg.AssetKey, tables: list[str]) -> dg.As
     return no_empty_tables
 
 
-def build_checks(
-    assets: Sequence, table_assets: Sequence, catalog_key: dg.AssetKey = dg.AssetKey("duckdb_catalog")
-) -> list:
+CATALOG_KEY = dg.AssetKey("duckdb_catalog")
+
+
+def build_checks(assets: Sequence, table_assets: Sequence, catalog_key: dg.AssetKey = CATALOG_KEY) -> list:
     """All checks of this module for the given asset list."""
     part = partitioned_keys(assets)
     checks = [

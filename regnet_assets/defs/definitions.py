@@ -40,6 +40,7 @@ ALL_CHECKS = build_checks(ALL_ASSETS, TABLE_ASSETS)
 def make_resources(
     storage_root: str = "", dataset: DatasetResource | None = None, device: str = "auto"
 ) -> dict:
+    """The resources every asset needs, for a storage folder, dataset and torch device."""
     storage = StorageResource(root=storage_root)
     return {
         "storage": storage,

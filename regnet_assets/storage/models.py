@@ -8,6 +8,7 @@ from regnet_assets.storage.parquet import PARTITION_COLUMN, storage_root, valida
 
 
 def model_path(root: Path, gene: str) -> Path:
+    """Where a gene's checkpoint lives under the storage root (the key is validated)."""
     return Path(root) / "models" / f"{PARTITION_COLUMN}={validate_key(gene, 'gene')}" / "model.pt"
 
 

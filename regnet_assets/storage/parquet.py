@@ -68,6 +68,7 @@ def validate_table_name(name: str) -> str:
 
 
 def table_dir(root: Path, table: str) -> Path:
+    """The folder of a table under the storage root (the name is validated)."""
     return Path(root) / validate_table_name(table)
 
 

@@ -156,7 +156,7 @@ def test_planted_sampled_instances_found(real_pfms):
     thresholds = M.motif_thresholds(real_pfms)
     seqs, planted = [], []
     passing = 0
-    for j, (name, counts) in enumerate(real_pfms.items()):
+    for j, (_name, counts) in enumerate(real_pfms.items()):
         probs = counts / counts.sum(axis=0)
         lo = M.discretise(M.pwm_log_odds(counts)) / M.DEFAULT_RESOLUTION
         for _ in range(25):

@@ -134,7 +134,7 @@ def test_batched_adam_equals_torch_adam_per_gene():
     opt = BatchedAdam([batched], lr=torch.tensor(lrs), weight_decay=1e-2)
     singles = [torch.nn.Parameter(w0[g].clone()) for g in range(3)]
     topts = [torch.optim.Adam([p], lr=lr, weight_decay=1e-2) for p, lr in zip(singles, lrs)]
-    for step in range(5):
+    for _step in range(5):
         x = torch.randn(4, 5)
         (batched * x).pow(2).sum().backward()
         opt.step()

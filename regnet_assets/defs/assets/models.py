@@ -243,6 +243,8 @@ def _checks(tables):
 
 
 class PerformanceConfig(dg.Config):
+    """Which gene the model_performance figures follow."""
+
     history_gene: str = Field(
         default="",
         description="Gene whose training curve is plotted; empty = the "

@@ -492,6 +492,8 @@ def clustering_scores(config: ClusteringConfig, embeddings: pd.DataFrame) -> pd.
 
 
 class SummaryConfig(dg.Config):
+    """Confidence level of the across-fold summaries."""
+
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Confidence level of the t interval.")
 
 

@@ -413,6 +413,8 @@ class BatchedPlateau:
 # ====================================================================== results
 @dataclass
 class GeneResult:
+    """One trained gene: sizes, best epoch, losses, history, predictions and weights."""
+
     gene: str
     n_peaks: int
     n_tfs: int

@@ -242,7 +242,7 @@ class KPNN(nn.Module):
         if self.representation == "sparse":
             return self.weight
         out = torch.zeros(self.n_edges, device=self.bias.device)
-        for li, (a, _) in enumerate(self._level_slices):
+        for li, (_a, _) in enumerate(self._level_slices):
             src, dst, eid = getattr(self, f"src_{li}"), getattr(self, f"dst_{li}"), getattr(self, f"eid_{li}")
             out = out.index_put((eid,), self.weights[li][dst, src])
         return out

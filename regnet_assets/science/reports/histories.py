@@ -37,6 +37,7 @@ def history_allfolds(histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def metric_columns(history: pd.DataFrame) -> list[str]:
+    """The numeric columns of a history that are metrics (not keys)."""
     return [c for c in history.columns if c not in KEYS and pd.api.types.is_numeric_dtype(history[c])]
 
 
