@@ -1,5 +1,7 @@
-"""The science layer: plain functions on arrays, DataFrames and MuData.
+"""The science layer: plain Python, never Dagster, one package per stage of the asset graph.
 
-Nothing under this package imports dagster (DESIGN §1), so every piece can be reused from a
-notebook without the orchestrator installed.
+``dataset`` (contract, simulator, links, motifs, metacells, candidates) → ``models`` (the
+per-gene network and its batched trainer) → ``attribution`` (Integrated Gradients and the
+regulatory network) → ``network`` (PKN, minimal DAG, KPNN) → ``reports`` (folds, clustering,
+programs, maps); ``common`` holds what every stage shares.
 """

@@ -1,0 +1,27 @@
+"""The attribution stage: Integrated Gradients of each gene model's TF inputs, reduced to TF →
+gene rankings, the regulatory network, and its recovery of a known truth.
+"""
+
+from regnet_assets.science.attribution.integrated_gradients import (
+    attribution_table,
+    integrated_gradients,
+    reference_ig,
+)
+from regnet_assets.science.attribution.regulatory_network import (
+    cell_type_edge_scores,
+    grn_recovery,
+    plot_pr_curves,
+    regulatory_network,
+    tf_to_gene,
+)
+
+__all__ = [
+    "attribution_table",
+    "cell_type_edge_scores",
+    "grn_recovery",
+    "integrated_gradients",
+    "plot_pr_curves",
+    "reference_ig",
+    "regulatory_network",
+    "tf_to_gene",
+]
