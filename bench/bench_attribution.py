@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from regnet_assets.science.attribution.integrated_gradients import integrated_gradients, reference_ig  # noqa: E402
+from regnet_assets.science.attribution.ig import integrated_gradients, reference_ig  # noqa: E402
 from regnet_assets.science.models.trainer import TrainConfig, synthetic_gene_inputs, train_genes  # noqa: E402
 
 

@@ -59,7 +59,7 @@ def loaded(root: Path) -> tuple:
 
 
 def streamed(root: Path) -> tuple:
-    from regnet_assets.science.attribution.regulatory_network import edge_scores
+    from regnet_assets.science.attribution.grn import edge_scores
     from regnet_assets.science.reports.representations import tf_activity
 
     files = table_files(root, "tf_attribution")

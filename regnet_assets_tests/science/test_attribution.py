@@ -9,8 +9,8 @@ import pytest
 import torch
 from captum.attr import IntegratedGradients
 
-from regnet_assets.science.attribution import integrated_gradients as attr_mod
-from regnet_assets.science.attribution.integrated_gradients import (
+from regnet_assets.science.attribution import ig as attr_mod
+from regnet_assets.science.attribution.ig import (
     TFForward,
     attribution_table,
     batched_model_from_checkpoints,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from regnet_assets.science.attribution.regulatory_network import (
+from regnet_assets.science.attribution.grn import (
     cell_type_edge_scores,
     correlation_scores,
     edge_scores,
@@ -230,7 +230,7 @@ def test_attribution_to_network_end_to_end():
     """A model whose output depends on one TF only yields a network with that TF alone on top."""
     import torch
 
-    from regnet_assets.science.attribution.integrated_gradients import attribution_table, integrated_gradients
+    from regnet_assets.science.attribution.ig import attribution_table, integrated_gradients
     from regnet_assets_tests.science.test_attribution import single_tf_model
 
     model, x, _, _ = single_tf_model(tf_index=1, linear=False)

@@ -21,8 +21,8 @@ from regnet_assets.defs.metadata import column_schema, figure_metadata
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
-from regnet_assets.science.attribution import integrated_gradients as attribution
-from regnet_assets.science.attribution import regulatory_network as grn
+from regnet_assets.science.attribution import grn as grn
+from regnet_assets.science.attribution import ig as attribution
 from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.science.dataset.contract import read_multiome
 from regnet_assets.science.models import trainer as training

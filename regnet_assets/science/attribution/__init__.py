@@ -2,17 +2,17 @@
 gene rankings, the regulatory network, and its recovery of a known truth.
 """
 
-from regnet_assets.science.attribution.integrated_gradients import (
-    attribution_table,
-    integrated_gradients,
-    reference_ig,
-)
-from regnet_assets.science.attribution.regulatory_network import (
+from regnet_assets.science.attribution.grn import (
     cell_type_edge_scores,
     grn_recovery,
     plot_pr_curves,
     regulatory_network,
     tf_to_gene,
+)
+from regnet_assets.science.attribution.ig import (
+    attribution_table,
+    integrated_gradients,
+    reference_ig,
 )
 
 __all__ = [

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from regnet_assets.science.attribution.regulatory_network import attribution_view
+from regnet_assets.science.attribution.grn import attribution_view
 from regnet_assets.science.common.tables import LongTable, connect
 from regnet_assets.science.reports import clustering, programs
 
