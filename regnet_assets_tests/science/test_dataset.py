@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from regnet_assets.science.common.obs import obs_column
 from regnet_assets.science.dataset.contract import (
     DatasetError,
     modelable_genes,
-    obs_column,
     parse_peak_names,
     peak_to_gene,
     quiet_mudata,

@@ -24,6 +24,7 @@ from regnet_assets.defs.resources import DatasetResource, StorageResource, Torch
 from regnet_assets.science.attribution import grn as grn
 from regnet_assets.science.attribution import ig as attribution
 from regnet_assets.science.common.figures import png_bytes
+from regnet_assets.science.common.normalise import expression_frame
 from regnet_assets.science.dataset.contract import read_multiome
 from regnet_assets.science.models import trainer as training
 from regnet_assets.storage.models import model_path
@@ -413,7 +414,10 @@ def grn_recovery(
     truth = truth_tf_gene[truth_tf_gene["gene"].isin(set(edges["gene"]))]
     mc = read_multiome(metacell_multiome.path)
     labels = _labels(mc, dataset_config.groupby)
-    expression = _log_cp10k(mc, sorted(set(edges["tf"]) | set(edges["gene"])))
+    rna = mc["rna"]
+    expression = expression_frame(
+        rna, [g for g in sorted(set(edges["tf"]) | set(edges["gene"])) if g in rna.var_names]
+    )
     cell_type_scores = None
     if config.per_cell_type:
         cell_type_scores = grn.cell_type_edge_scores(grn.tf_to_gene(tf_attribution, labels, n_tfs=None))
@@ -448,18 +452,6 @@ def grn_recovery(
         }
     )
     return table[_RECOVERY_COLUMNS]
-
-
-def _log_cp10k(mc, names: list[str]) -> pd.DataFrame:
-    """Metacells × ``names``: log1p counts per 10k of the metacell's RNA total (the models' scale)."""
-    rna = mc["rna"]
-    names = [n for n in names if n in rna.var_names]
-    x = rna.X
-    totals = np.asarray(x.sum(axis=1)).ravel().astype(np.float64)
-    sub = x[:, rna.var_names.get_indexer(names)]
-    counts = sub.toarray() if hasattr(sub, "toarray") else np.asarray(sub)
-    scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
-    return pd.DataFrame(np.log1p(counts * scale[:, None]), index=rna.obs_names.astype(str), columns=names)
 
 
 ATTRIBUTION_TABLES = [tf_attribution, regulatory_network, grn_recovery]

@@ -14,6 +14,7 @@ from regnet_assets.defs.metadata import column_schema, figure_metadata
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
+from regnet_assets.science.common.correlation import spearman
 from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.science.dataset.contract import read_multiome
 from regnet_assets.science.models import quality as model_quality
@@ -218,7 +219,7 @@ def _oracle(predictions: pd.DataFrame, mc, true_rate, gene: str) -> float:
     rate = np.asarray(
         true_rate[rows, column].todense() if hasattr(true_rate, "todense") else true_rate[rows, column]
     ).ravel()
-    return model_quality.spearman(valid["observed"], rate)
+    return spearman(valid["observed"], rate)
 
 
 def _checks(tables):

@@ -19,7 +19,8 @@ from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
 from regnet_assets.science.common.figures import png_bytes
-from regnet_assets.science.dataset.contract import obs_column, read_multiome
+from regnet_assets.science.common.obs import obs_column
+from regnet_assets.science.dataset.contract import read_multiome
 from regnet_assets.science.network import inputs as nd
 from regnet_assets.science.network.pkn import EDGE_COLUMNS, PKNError, human_kpnn, read_pkn
 from regnet_assets.storage import read_table

@@ -21,7 +21,9 @@ from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.provenance import latest_runs
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
 from regnet_assets.science.common.figures import png_bytes
-from regnet_assets.science.dataset.contract import obs_column, read_multiome
+from regnet_assets.science.common.normalise import expression_frame
+from regnet_assets.science.common.obs import obs_column
+from regnet_assets.science.dataset.contract import read_multiome
 from regnet_assets.science.models import trainer as training
 from regnet_assets.science.reports import enrichment, programs
 from regnet_assets.science.reports import representations as rep
@@ -405,7 +407,7 @@ def embeddings(
     strata = labels["cell_type"].to_numpy() if "cell_type" in labels else None
     folds = pd.Series(rep.fold_assignment(len(table), config.n_folds, config.seed, strata), index=table.index)
     mc = read_multiome(metacell_multiome.path)
-    observed = rep.expression_frame(mc["rna"])
+    observed = expression_frame(mc["rna"])
     totals = pd.Series(np.asarray(mc["rna"].X.sum(axis=1)).ravel(), index=observed.index)
     parts, skipped = [], {}
     common = {"folds": folds, "labels": labels, "n_components": config.n_components}
@@ -567,7 +569,7 @@ def _latents(storage: StorageResource, config: GeneProgramConfig, mc, mdata):
     found, skipped = [], {}
     activity = _tf_activity(storage)
     if activity is not None:
-        expr = rep.expression_frame(mc["rna"])
+        expr = expression_frame(mc["rna"])
         cov = _covariate(mc, config.residualise_covariate)
         found.append(("tf_activity", activity, expr, cov))
     else:
@@ -580,7 +582,7 @@ def _latents(storage: StorageResource, config: GeneProgramConfig, mc, mdata):
             skipped[name] = "the kpnn_activations table is missing or lacks this network"
             continue
         if cell_expr is None:
-            cell_expr = rep.expression_frame(mdata["rna"])
+            cell_expr = expression_frame(mdata["rna"])
         latent, _ = rep.kpnn_latent(activations, network)
         found.append((name, latent, cell_expr, _covariate(mdata, config.residualise_covariate)))
     return found, skipped

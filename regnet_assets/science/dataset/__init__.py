@@ -5,7 +5,6 @@ truth), then derive peak→gene links, motif hits, metacells and each gene's can
 from regnet_assets.science.dataset.candidates import candidates_from_tables, gene_table, gene_tf_candidates
 from regnet_assets.science.dataset.contract import (
     DatasetError,
-    obs_column,
     peak_to_gene,
     quiet_mudata,
     read_multiome,
@@ -26,7 +25,6 @@ __all__ = [
     "gene_tf_candidates",
     "go_bp_gene_sets",
     "make_metacells",
-    "obs_column",
     "peak_to_gene",
     "quiet_mudata",
     "read_multiome",

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from regnet_assets.science.common.obs import obs_column
+
 __all__ = [
     "DatasetError",
     "read_multiome",
@@ -27,7 +29,6 @@ __all__ = [
     "peak_to_gene",
     "modelable_genes",
     "parse_peak_names",
-    "obs_column",
     "quiet_mudata",
 ]
 
@@ -206,30 +207,6 @@ def _check_unique_cells(handle: h5py.File) -> None:
 
 # --------------------------------------------------------------------------------------------
 # small helpers
-
-
-def obs_column(mdata: mudata.MuData, name: str) -> pd.Series | None:
-    """Return obs column ``name`` aligned to ``mdata.obs_names``, wherever it is stored.
-
-    Looked up in this order: global ``mdata.obs[name]``; each modality's own ``obs[name]``
-    (rna first), read directly so it works whether or not ``mdata.update()`` has run; a global
-    column prefixed by a modality (``rna:name``, what ``update()`` creates). ``None`` if absent.
-    """
-    if name in mdata.obs.columns:
-        return mdata.obs[name]
-    mods = sorted(mdata.mod, key=lambda m: (m != "rna", m != "atac", m))
-    for mod in mods:
-        obs = mdata.mod[mod].obs
-        if name in obs.columns:
-            col = obs[name]
-            if not obs.index.equals(mdata.obs_names):
-                col = col.reindex(mdata.obs_names)
-            return col.rename(name)
-    for mod in mods:
-        key = f"{mod}:{name}"
-        if key in mdata.obs.columns:
-            return mdata.obs[key].rename(name)
-    return None
 
 
 def _hidden_character(name: str) -> str | None:

@@ -3,7 +3,7 @@ covariates → the gene's counts), trained many genes at a time in one batched c
 """
 
 from regnet_assets.science.models.module import BatchedGeneModel, ModelSpec
-from regnet_assets.science.models.quality import performance_summary, plot_train_vs_valid, spearman
+from regnet_assets.science.models.quality import performance_summary, plot_train_vs_valid
 from regnet_assets.science.models.trainer import (
     GeneInputs,
     GeneResult,
@@ -29,6 +29,5 @@ __all__ = [
     "plot_train_vs_valid",
     "predict",
     "save_gene_model",
-    "spearman",
     "train_genes",
 ]

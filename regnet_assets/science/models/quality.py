@@ -11,19 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from regnet_assets.science.common.figures import figure
 
 OVERFIT_GAP = 0.2  # "train ≫ valid": train Spearman above valid by more than this
-
-
-def spearman(x, y) -> float:
-    """scipy's Spearman, NaN when either side is constant (instead of a warning storm)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
 
 
 def performance_summary(correlation: pd.DataFrame) -> pd.DataFrame:

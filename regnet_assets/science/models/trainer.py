@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -23,9 +22,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from scipy import stats
 
 from regnet_assets.atomic import write_atomic
+from regnet_assets.science.common.correlation import pearson, spearman
+from regnet_assets.science.common.normalise import log_cp10k, row_totals
+from regnet_assets.science.common.obs import obs_column
 from regnet_assets.science.models.module import (
     BatchedGeneModel,
     ModelSpec,
@@ -100,33 +101,9 @@ def encode_sequences(seqs) -> np.ndarray:
     return _BASE_CODE[raw].reshape(len(seqs), lengths.pop())
 
 
-def _obs_column(mdata, name: str, index: pd.Index) -> pd.Series | None:
-    """Find an obs column: global obs, then a modality's own obs, then a pulled ``mod:name`` copy.
-
-    A modality's obs wins over the ``mod:name`` copy in the global obs, which may be stale.
-    """
-    sources = [(mdata.obs, name)] + [(mdata.mod[mod].obs, name) for mod in ("rna", "atac")]
-    sources += [(mdata.obs, f"{mod}:{name}") for mod in ("rna", "atac")]
-    for frame, col in sources:
-        if col in frame.columns:
-            s = frame[col].reindex(index)
-            if s.notna().all():
-                return s
-    return None
-
-
-def _row_sums(x) -> np.ndarray:
-    return np.asarray(x.sum(axis=1)).ravel().astype(np.float64)
-
-
 def _columns(x, idx) -> np.ndarray:
     sub = x[:, idx]
     return (sub.toarray() if sp.issparse(sub) else np.asarray(sub)).astype(np.float64)
-
-
-def _log_cp10k(counts: np.ndarray, totals: np.ndarray) -> np.ndarray:
-    scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
-    return np.log1p(counts * scale[:, None]).astype(np.float32)
 
 
 def build_gene_inputs(
@@ -159,8 +136,8 @@ def build_gene_inputs(
             f"{len(missing_cells)} metacells of rna are missing from atac, e.g. {missing_cells[0]!r}"
         )
     atac_rows = pd.Index(atac.obs_names).get_indexer(index)
-    split = _obs_column(metacells, "split", index)
-    if split is None:
+    split = obs_column(metacells, "split", index)
+    if split is None or split.isna().any():
         raise ValueError("obs['split'] is missing (expected values 'train'/'valid' for every metacell)")
     bad = set(split.astype(str)) - {"train", "valid"}
     if bad:
@@ -168,9 +145,9 @@ def build_gene_inputs(
     train = (split.astype(str) == "train").to_numpy()
     cov_cols = []
     for name in covariates:
-        col = _obs_column(metacells, name, index)
-        if col is None:
-            raise ValueError(f"covariate obs['{name}'] is missing")
+        col = obs_column(metacells, name, index)
+        if col is None or col.isna().any():
+            raise ValueError(f"covariate obs['{name}'] is missing (expected a number for every metacell)")
         cov_cols.append(pd.to_numeric(col).to_numpy(np.float32))
     cov = np.stack(cov_cols, axis=1) if cov_cols else np.zeros((len(index), 0), np.float32)
     for frame, cols, label in (
@@ -183,7 +160,7 @@ def build_gene_inputs(
 
     rna_x = rna.X
     atac_x = atac.X[atac_rows] if not np.array_equal(atac_rows, np.arange(len(index))) else atac.X
-    rna_tot, atac_tot = _row_sums(rna_x), _row_sums(atac_x)
+    rna_tot, atac_tot = row_totals(rna_x), row_totals(atac_x)
     # per-gene column slices: CSC makes them cheap
     rna_x = rna_x.tocsc() if sp.issparse(rna_x) else rna_x
     atac_x = atac_x.tocsc() if sp.issparse(atac_x) else atac_x
@@ -229,10 +206,10 @@ def build_gene_inputs(
                 gene=gene,
                 peak_names=gl["peak"].astype(str).to_list(),
                 peak_seq=None if sequences is None else sequences[peak_idx],
-                peak_acc=_log_cp10k(_columns(atac_x, peak_idx), atac_tot),
+                peak_acc=log_cp10k(_columns(atac_x, peak_idx), atac_tot, np.float32),
                 peak_dist=gl["distance"].to_numpy(np.float32),
                 tf_names=tfs,
-                tf_exp=_log_cp10k(_columns(rna_x, rna_var.get_indexer(tfs)), rna_tot),
+                tf_exp=log_cp10k(_columns(rna_x, rna_var.get_indexer(tfs)), rna_tot, np.float32),
                 covariates=cov,
                 target=_columns(rna_x, [rna_var.get_loc(gene)])[:, 0].astype(np.float32),
                 train=train.copy(),
@@ -433,30 +410,14 @@ class GeneResult:
     seconds: float  # this gene's share of its batched run's wall time
 
 
-def _spearman(x, y) -> float:
-    if len(x) < 2:
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(stats.spearmanr(x, y).statistic)
-
-
-def _pearson(x, y) -> float:
-    if len(x) < 2:
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(stats.pearsonr(np.asarray(x, float), np.asarray(y, float)).statistic)
-
-
 def correlation_row(predictions: pd.DataFrame) -> dict:
     """Train/valid Spearman and Pearson between observed and predicted counts (scipy)."""
     out = {}
     for split in ("train", "valid"):
         sel = predictions[predictions["split"] == split]
         obs, pred = sel["observed"].to_numpy(), sel["predicted"].to_numpy()
-        out[f"{split}_spearman"] = _spearman(obs, pred)
-        out[f"{split}_pearson"] = _pearson(obs, pred)
+        out[f"{split}_spearman"] = spearman(obs, pred)
+        out[f"{split}_pearson"] = pearson(obs, pred)
         out[f"n_{split}"] = int(len(sel))
     return out
 
@@ -638,14 +599,14 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
         lr_np = log_rates.cpu().numpy()
         valid_rho = np.empty(g_count)
         for g in range(g_count):
-            valid_rho[g] = _spearman(y_np[g, valid_idx], lr_np[g, valid_idx])
+            valid_rho[g] = spearman(y_np[g, valid_idx], lr_np[g, valid_idx])
             history[g].append(
                 {
                     "epoch": epoch,
                     "train_loss": float(nll[g, train_np].mean()),
                     "valid_loss": float(nll[g, valid_idx].mean()),
                     "valid_spearman": valid_rho[g],
-                    "train_spearman": _spearman(y_np[g, train_np], lr_np[g, train_np]),
+                    "train_spearman": spearman(y_np[g, train_np], lr_np[g, train_np]),
                     "lr": float(lr_now[g]),
                     "train_batch_loss": float(batch_loss[g]),
                 }

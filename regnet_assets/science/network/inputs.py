@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from regnet_assets.science.common.normalise import log_cp10k, row_totals
 from regnet_assets.science.network.pkn import (
     EDGE_COLUMNS,
     GENE_SUFFIX,
@@ -301,8 +302,6 @@ def kpnn_expression(rna, inputs: Sequence[str], cells: Sequence[str] | None = No
 
     Totals are over every measured gene; ``inputs`` are ``<SYMBOL>_gene`` names (the columns).
     """
-    import scipy.sparse as sp
-
     X = rna.X
     rows = slice(None) if cells is None else rna.obs_names.get_indexer(list(cells))
     symbols = [i[: -len(GENE_SUFFIX)] if i.endswith(GENE_SUFFIX) else i for i in inputs]
@@ -311,11 +310,7 @@ def kpnn_expression(rna, inputs: Sequence[str], cells: Sequence[str] | None = No
         missing = [s for s, c in zip(symbols, cols) if c < 0]
         raise ValueError(f"inputs: {len(missing)} input gene(s) are not measured, e.g. {missing[:10]}")
     X = X[rows]
-    totals = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
-    sub = X[:, cols]
-    sub = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
-    scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
-    values = np.log1p(sub.astype(np.float64) * scale[:, None]).astype(np.float32)
+    values = log_cp10k(X[:, cols], row_totals(X), np.float32)
     index = rna.obs_names if cells is None else pd.Index(list(cells))
     return pd.DataFrame(values, index=index, columns=list(inputs))
 

@@ -28,16 +28,14 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from regnet_assets.science.attribution.grn import attribution_view
+from regnet_assets.science.common.normalise import log_cp10k
 from regnet_assets.science.common.tables import LongTable, connect
 from regnet_assets.science.reports import clustering, programs
 
 __all__ = [
     "EMBEDDING_COLUMNS",
-    "log_cp10k",
-    "expression_frame",
     "fold_assignment",
     "fold_embeddings",
     "predicted_expression",
@@ -71,29 +69,6 @@ EMBEDDING_COLUMNS = [
 # --------------------------------------------------------------------------------------------
 # Expression matrices
 # --------------------------------------------------------------------------------------------
-def log_cp10k(counts, totals: np.ndarray | None = None) -> np.ndarray:
-    """Dense ``log1p(counts / total * 1e4)``; ``totals`` default to the row sums of ``counts``
-    (rows with a zero total stay 0)."""
-    x = counts.toarray() if sparse.issparse(counts) else np.asarray(counts, dtype=float)
-    x = x.astype(float)
-    tot = x.sum(axis=1) if totals is None else np.asarray(totals, dtype=float)
-    scale = np.divide(1e4, tot, out=np.zeros_like(tot), where=tot > 0)
-    return np.log1p(x * scale[:, None])
-
-
-def expression_frame(adata, genes: Sequence[str] | None = None) -> pd.DataFrame:
-    """An AnnData's log1p CP10k expression as obs x genes (totals over *all* its genes)."""
-    x = adata.X
-    totals = np.asarray(x.sum(axis=1)).ravel().astype(float)
-    names = pd.Index(adata.var_names.astype(str))
-    if genes is not None:
-        idx = names.get_indexer(list(genes))
-        if (idx < 0).any():
-            raise ValueError(f"genes not measured: {[g for g, i in zip(genes, idx) if i < 0][:5]}")
-        x, names = x[:, idx], names[idx]
-    return pd.DataFrame(log_cp10k(x, totals), index=pd.Index(adata.obs_names.astype(str)), columns=names)
-
-
 def predicted_expression(predictions: pd.DataFrame, totals: pd.Series) -> pd.DataFrame:
     """Metacells x modelled genes: ``log1p(predicted / observed RNA total * 1e4)``.
 
@@ -107,8 +82,7 @@ def predicted_expression(predictions: pd.DataFrame, totals: pd.Series) -> pd.Dat
     tot = totals.astype(float).reindex(wide.index)
     if tot.isna().any():
         raise ValueError(f"no RNA total for metacells {list(tot.index[tot.isna()][:5])}")
-    scale = np.divide(1e4, tot.to_numpy(), out=np.zeros(len(tot)), where=tot.to_numpy() > 0)
-    out = np.log1p(wide.to_numpy(float) * scale[:, None])
+    out = log_cp10k(wide.to_numpy(float), tot.to_numpy())
     return pd.DataFrame(out, index=wide.index, columns=wide.columns.astype(str))
 
 
