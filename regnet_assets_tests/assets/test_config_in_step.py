@@ -1,0 +1,18 @@
+"""Each Dagster run config takes its field names and defaults from its science dataclass."""
+
+from __future__ import annotations
+
+import pytest
+
+from regnet_assets.defs.config import config_drift
+
+# (Dagster Config class, science dataclass, fields that only exist on the Dagster side)
+PAIRS: list[tuple[type, type, set[str]]] = [
+    # models / attribution pairs
+    # dataset / network / reports pairs
+]
+
+
+@pytest.mark.parametrize(("config_cls", "science_cls", "dagster_only"), PAIRS, ids=lambda p: getattr(p, "__name__", ""))
+def test_dagster_config_is_in_step_with_its_science_dataclass(config_cls, science_cls, dagster_only):
+    assert config_drift(config_cls, science_cls, dagster_only) == []
