@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import dagster as dg  # noqa: E402
 
 from regnet_assets.defs.resources import DatasetResource  # noqa: E402
-from regnet_assets.defs.runner import run_graph  # noqa: E402
+from regnet_assets.operations.runner import run_graph  # noqa: E402
 from regnet_assets.storage import read_table  # noqa: E402
 
 

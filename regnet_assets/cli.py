@@ -68,7 +68,7 @@ def cmd_run(args) -> int:
     import dagster as dg
 
     from regnet_assets.defs.resources import DatasetResource
-    from regnet_assets.defs.runner import SelectionError, run_graph
+    from regnet_assets.operations.runner import SelectionError, run_graph
 
     root = _storage(args)
     _prepare_home(root)
@@ -162,41 +162,15 @@ def cmd_status(args) -> int:
     """`regnet status`: per-asset and per-gene materialization status."""
     import dagster as dg
 
-    from regnet_assets.defs.definitions import ALL_ASSETS, defs
-    from regnet_assets.defs.status import asset_statuses
+    from regnet_assets.operations.status import status_lines
 
     root = _storage(args)
     _prepare_home(root)
-    graph = defs.resolve_asset_graph()
     with dg.DagsterInstance.get() as instance:
-        statuses = asset_statuses(instance, ALL_ASSETS)
+        lines = status_lines(instance, examples=args.examples)
         genes = len(instance.get_dynamic_partitions("genes"))
     print(f"Instance: {os.environ['DAGSTER_HOME']}   storage: {root}   gene partitions: {genes}")
-    rows = []
-    for key, st in sorted(
-        statuses.items(), key=lambda kv: (graph.get(kv[0]).group_name or "", kv[0].to_user_string())
-    ):
-        if st.partitioned:
-            detail = (
-                f"{len(st.materialized)}/{genes} genes materialized, {len(st.stale)} stale, "
-                f"{len(st.failed)} failed, {len(st.missing)} missing"
-            )
-            examples = [
-                f"{name}: {', '.join(getattr(st, name)[: args.examples])}"
-                for name in ("failed", "stale")
-                if getattr(st, name)
-            ]
-            if examples:
-                detail += "  (" + "; ".join(examples) + ")"
-        else:
-            detail = f"newer inputs: {', '.join(st.stale_because)}" if st.stale else ""
-        rows.append((graph.get(key).group_name or "", key.to_user_string(), st.state, detail))
-    width = [max(len(r[i]) for r in rows) for i in range(3)]
-    print(f"{'group':<{width[0]}}  {'asset':<{width[1]}}  {'state':<{width[2]}}  detail")
-    for group, name, state, detail in rows:
-        print(f"{group:<{width[0]}}  {name:<{width[1]}}  {state:<{width[2]}}  {detail}")
-    counts = {s: sum(1 for r in rows if r[2] == s) for s in ("materialized", "stale", "missing", "failed")}
-    print("\n" + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    print("\n".join(lines))
     return 0
 
 
@@ -204,7 +178,7 @@ def cmd_backfill(args) -> int:
     """`regnet backfill`: launch a backfill of gene partitions in batched runs."""
     import dagster as dg
 
-    from regnet_assets.defs.runner import SelectionError, submit_backfill
+    from regnet_assets.operations.runner import SelectionError, submit_backfill
 
     root = _storage(args)
     _prepare_home(root)
@@ -249,7 +223,7 @@ def _export_descriptions(root: Path):
     import dagster as dg
 
     from regnet_assets.defs.definitions import ALL_ASSETS, defs
-    from regnet_assets.defs.provenance import run_provenance
+    from regnet_assets.operations.provenance import figure_descriptions, run_provenance
     from regnet_assets.storage.export import TableInfo
 
     graph = defs.resolve_asset_graph()
@@ -269,17 +243,8 @@ def _export_descriptions(root: Path):
     if not (home / "dagster.yaml").exists() and not (home / "storage").exists():
         return tables, {}, {}
     _prepare_home(root)
-    figures = {}
     with dg.DagsterInstance.get() as instance:
-        for key in keys:
-            event = instance.get_latest_materialization_event(key)
-            if event is None or event.asset_materialization is None:
-                continue
-            for name in event.asset_materialization.metadata:
-                if name.endswith("_png"):
-                    figures[name[:-4]] = (
-                        f"made by `{key.to_user_string()}`: {tables[key.to_user_string()].description}"
-                    )
+        figures = figure_descriptions(instance, defs)
         provenance = run_provenance(instance, defs, keys)
     return tables, figures, provenance
 

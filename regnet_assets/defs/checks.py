@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from regnet_assets.defs.instance import asset_statuses, parents_by_key, partitioned_keys
 from regnet_assets.defs.resources import StorageResource
-from regnet_assets.defs.status import asset_statuses, parents_by_key, partitioned_keys
 
 MAY_BE_EMPTY = {"truth_tf_gene", "truth_signalling", "grn_recovery"}
 MAX_LISTED = 50

@@ -24,7 +24,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from regnet_assets.defs.status import partitioned_keys
+from regnet_assets.defs.instance import partitioned_keys
 
 NIGHTLY_CRON = os.environ.get("REGNET_NIGHTLY_CRON", "0 2 * * *")
 TIMEZONE = os.environ.get("REGNET_TIMEZONE", "UTC")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from regnet_assets.defs.instance import contiguous_batches, genes_per_run, partitioned_keys
 from regnet_assets.defs.partitions import GENES, genes_partitions
 from regnet_assets.defs.pools import initialize_pools
-from regnet_assets.defs.status import contiguous_batches, genes_per_run, partitioned_keys
 from regnet_assets.storage import read_table
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"

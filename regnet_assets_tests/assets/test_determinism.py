@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from regnet_assets.defs.resources import DatasetResource
-from regnet_assets.defs.runner import run_graph
+from regnet_assets.operations.runner import run_graph
 from regnet_assets.storage import query
 
 # Small but complete: every asset runs, on budgets that keep two runs well under a minute each.

@@ -77,7 +77,7 @@ def victim_train(storage: Path) -> None:
     """Train the genes the instance does not have yet, in contiguous batched range runs."""
     import dagster as dg
 
-    from regnet_assets.defs.status import contiguous_batches
+    from regnet_assets.defs.instance import contiguous_batches
     from regnet_assets_tests.conftest import materialize
     from regnet_assets_tests.corpus import MODEL_TABLES
 

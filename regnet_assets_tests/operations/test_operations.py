@@ -16,11 +16,11 @@ import pytest
 
 from regnet_assets.defs.checks import build_checks
 from regnet_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS, TABLE_ASSETS, defs
+from regnet_assets.defs.instance import asset_statuses, contiguous_batches, genes_per_run, partitioned_keys
 from regnet_assets.defs.partitions import GENES
-from regnet_assets.defs.runner import submit_backfill
 from regnet_assets.defs.schedules import nightly_targets
 from regnet_assets.defs.sensors import RANGE_END, RANGE_START, gene_sensor_factory, register_genes
-from regnet_assets.defs.status import asset_statuses, contiguous_batches, genes_per_run, partitioned_keys
+from regnet_assets.operations.runner import submit_backfill
 from regnet_assets.storage import write_table
 
 MODELS = ["gene_models", "training_history", "predictions", "gene_correlation"]
@@ -272,7 +272,7 @@ def test_run_missing_only_trains_just_the_genes_not_done_yet(tmp_path):
     """``regnet run --missing-only`` after a run of 3 genes: the dataset is not rebuilt, only the
     other genes are trained, the summary is refreshed; a second call finds nothing to do."""
     from regnet_assets.defs.resources import DatasetResource
-    from regnet_assets.defs.runner import run_graph
+    from regnet_assets.operations.runner import run_graph
 
     config = {"ops": {"gene_models": {"config": {"epochs": 1}}}}
     with dg.instance_for_test() as instance:

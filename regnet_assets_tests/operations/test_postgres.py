@@ -21,11 +21,11 @@ import dagster as dg
 import pytest
 import yaml
 
+from regnet_assets.defs.instance import contiguous_batches
 from regnet_assets.defs.partitions import GENES
 from regnet_assets.defs.pools import GPU_POOL, initialize_pools
 from regnet_assets.defs.resources import DatasetResource
 from regnet_assets.defs.sensors import RANGE_END, RANGE_START, modelable_genes
-from regnet_assets.defs.status import contiguous_batches
 from regnet_assets.storage import read_table
 from regnet_assets_tests.conftest import materialize
 
@@ -67,7 +67,7 @@ def dataset_storage(tmp_path_factory):
 def _run_batch(home: str, storage: str, batch: list[str]) -> dict:
     """One batched run, in its own process, against the shared instance."""
     from regnet_assets.defs.definitions import ALL_ASSETS, make_resources
-    from regnet_assets.defs.runner import failure_message
+    from regnet_assets.operations.runner import failure_message
 
     with dg.DagsterInstance.from_config(home) as instance:
         result = dg.materialize(

@@ -1,9 +1,13 @@
-"""What the instance knows about each asset: materialized, missing, stale or failed.
+"""What the instance knows about each asset: its state, its batches and the runs that made it.
 
-Computed from the event log in a few queries per asset (never one query per gene), so it
-stays cheap at 100k gene partitions. Used by the stale-model checks, ``regnet status`` and
-the tests. *Stale* means a parent was materialized after the asset (or partition) last was:
-storage ids of the event log only grow, so comparing them orders events without clocks.
+The instance queries that the definitions themselves need (sensors, checks, schedules, the
+ablation report) and that ``regnet_assets.operations`` builds the CLI's services on; it never
+imports ``operations`` (the arrow points one way).
+
+States (materialized, missing, stale or failed) are computed from the event log in a few
+queries per asset (never one query per gene), so they stay cheap at 100k gene partitions.
+*Stale* means a parent was materialized after the asset (or partition) last was: storage ids
+of the event log only grow, so comparing them orders events without clocks.
 """
 
 from collections.abc import Iterable, Sequence
@@ -166,3 +170,22 @@ def asset_statuses(
                     status.stale_because = newer
         out[key] = status
     return out
+
+
+def latest_runs(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitions: Iterable[str] | None = None
+) -> dict[str | None, str]:
+    """``{partition: run id}`` of the latest materialization of each partition (``None``: unpartitioned)."""
+    if partitions is None:
+        event = instance.get_latest_materialization_event(key)
+        return {} if event is None else {None: event.run_id}
+    ids = instance.get_latest_storage_id_by_partition(
+        key, DagsterEventType.ASSET_MATERIALIZATION, set(partitions)
+    )
+    if not ids:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, storage_ids=list(ids.values())), limit=len(ids)
+    ).records
+    run_of = {r.storage_id: r.event_log_entry.run_id for r in records}
+    return {p: run_of[s] for p, s in ids.items() if s in run_of}

@@ -19,11 +19,11 @@ from pathlib import Path
 import dagster as dg
 
 from regnet_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS, defs, make_resources
+from regnet_assets.defs.instance import asset_statuses, contiguous_batches, genes_per_run, partitioned_keys
 from regnet_assets.defs.partitions import GENES
 from regnet_assets.defs.pools import initialize_pools
 from regnet_assets.defs.resources import DatasetResource
 from regnet_assets.defs.sensors import RANGE_END, RANGE_START, register_genes
-from regnet_assets.defs.status import asset_statuses, contiguous_batches, genes_per_run, partitioned_keys
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
