@@ -24,7 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from regnet_assets.defs.resources import DatasetResource
-from regnet_assets.science.dataset.contract import quiet_mudata, read_multiome
+from regnet_assets.science.dataset.reading import quiet_mudata, read_multiome
 
 DATASET_GROUP = [
     "multiome",

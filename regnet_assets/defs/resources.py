@@ -63,7 +63,7 @@ class DatasetResource(dg.ConfigurableResource):
     def simulation_config(self):
         from dataclasses import replace
 
-        from regnet_assets.science.dataset.simulate import SimulationConfig
+        from regnet_assets.science.dataset.simulator import SimulationConfig
 
         if self.preset not in ("default", "small"):
             raise ValueError(f"dataset preset must be 'default' or 'small', got {self.preset!r}")

@@ -15,7 +15,7 @@ import pytest
 
 from regnet_assets.defs.partitions import GENES
 from regnet_assets.defs.sensors import modelable_genes
-from regnet_assets.science.dataset.contract import read_multiome
+from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.storage import read_table, write_table
 from regnet_assets.storage.models import model_path
 from regnet_assets_tests.conftest import materialize

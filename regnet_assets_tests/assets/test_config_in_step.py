@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from regnet_assets.defs.assets.network import KPNN_DAGSTER_ONLY, KPNNTrainingConfig
 from regnet_assets.defs.config import config_drift
+from regnet_assets.science.network.kpnn_training import KPNNConfig
 
 # (Dagster Config class, science dataclass, fields that only exist on the Dagster side)
 PAIRS: list[tuple[type, type, set[str]]] = [
     # models / attribution pairs
     # dataset / network / reports pairs
+    (KPNNTrainingConfig, KPNNConfig, KPNN_DAGSTER_ONLY),
 ]
 
 
-@pytest.mark.parametrize(("config_cls", "science_cls", "dagster_only"), PAIRS, ids=lambda p: getattr(p, "__name__", ""))
+@pytest.mark.parametrize(
+    ("config_cls", "science_cls", "dagster_only"), PAIRS, ids=lambda p: getattr(p, "__name__", "")
+)
 def test_dagster_config_is_in_step_with_its_science_dataclass(config_cls, science_cls, dagster_only):
     assert config_drift(config_cls, science_cls, dagster_only) == []

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from regnet_assets.defs.resources import DatasetResource
-from regnet_assets.science.dataset.contract import quiet_mudata, read_multiome
+from regnet_assets.science.dataset.reading import quiet_mudata, read_multiome
 from regnet_assets.storage import query, read_table, refresh_catalog
 from regnet_assets_tests.conftest import materialize, tree_digest
 

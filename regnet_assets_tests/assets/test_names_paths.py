@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from regnet_assets import cli
-from regnet_assets.science.dataset.contract import DatasetError, _check_names
+from regnet_assets.science.dataset.names import _check_names
+from regnet_assets.science.dataset.reading import DatasetError
 from regnet_assets.storage import query, read_table, refresh_catalog, storage_root, validate_key, write_table
 from regnet_assets.storage.catalog import ReadOnlyQueryError
 from regnet_assets_tests.conftest import materialize, tree_digest

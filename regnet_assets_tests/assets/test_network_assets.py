@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regnet_assets.science.dataset.contract import read_multiome
+from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.science.network.pkn import is_acyclic
 from regnet_assets.storage import read_table, write_table
 from regnet_assets_tests.assets.test_dataset_assets import DATASET_GROUP

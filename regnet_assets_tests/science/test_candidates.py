@@ -13,7 +13,7 @@ from regnet_assets.science.dataset.candidates import (
     gene_table,
     gene_tf_candidates,
 )
-from regnet_assets.science.dataset.contract import DatasetError
+from regnet_assets.science.dataset.reading import DatasetError
 
 PEAKS = [f"chr1:{i * 100}-{i * 100 + 50}" for i in range(5)]  # p0..p4
 TFS = ["TF1", "TF2", "TF3", "GB", "TF1", "NOTINRNA"]  # TF1 has two motifs

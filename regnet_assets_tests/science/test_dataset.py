@@ -11,15 +11,10 @@ import pytest
 import scipy.sparse as sp
 
 from regnet_assets.science.common.obs import obs_column
-from regnet_assets.science.dataset.contract import (
-    DatasetError,
-    modelable_genes,
-    parse_peak_names,
-    peak_to_gene,
-    quiet_mudata,
-    read_multiome,
-    validate_multiome,
-)
+from regnet_assets.science.dataset.links import modelable_genes, peak_to_gene
+from regnet_assets.science.dataset.names import parse_peak_names
+from regnet_assets.science.dataset.reading import DatasetError, quiet_mudata, read_multiome
+from regnet_assets.science.dataset.validation import validate_multiome
 
 GENES = ["G0", "G1", "G2", "G3"]
 # chr1 peaks at midpoints 1100, 2100, 3100, 50_100; chr2 peak at midpoint 1100.

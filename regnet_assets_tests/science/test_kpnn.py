@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from regnet_assets.science.network.kpnn import KPNN, KPNNConfig, cross_validate_kpnn, node_sensitivity
+from regnet_assets.science.network.kpnn import KPNN, node_sensitivity
+from regnet_assets.science.network.kpnn_training import KPNN_REFERENCE, KPNNConfig, cross_validate_kpnn
 from regnet_assets.science.network.pruning import prune_to_minimal_dag
 
 
@@ -51,12 +52,12 @@ def test_config_validation_names_the_field():
         ("dropout_rule", "x"),
         ("representation", "csr"),
         ("num_threads", 0),
-        ("max_epochs", 0),
+        ("epochs", 0),
     ]:
         with pytest.raises(ValueError, match=f"KPNNConfig.{field}"):
             KPNNConfig(**{field: value})
-    cfg = KPNNConfig()
-    assert (cfg.lr, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.inner_valid_fraction) == (
+    cfg = KPNN_REFERENCE
+    assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.patience, cfg.inner_valid_fraction) == (
         1e-3,
         64,
         200,
@@ -248,7 +249,7 @@ def _planted(seed=0, n=300, shift=1.2):
     return edges, genes, X, y
 
 
-FAST = dict(lr=1e-2, max_epochs=60, patience=8, dropout=0.1, num_threads=1)
+FAST = dict(lr=1e-2, batch_size=64, epochs=60, patience=8, dropout=0.1, num_threads=1)
 
 
 def test_planted_signal_full_and_pruned():
@@ -286,7 +287,7 @@ def test_early_stopping_never_sees_the_test_fold():
     from sklearn.model_selection import StratifiedKFold
 
     edges, genes, X, y = _planted(n=120)
-    cfg = KPNNConfig(lr=1e-2, max_epochs=8, patience=3, dropout=0.1, num_threads=1, seed=7)
+    cfg = KPNNConfig(lr=1e-2, batch_size=64, epochs=8, patience=3, dropout=0.1, num_threads=1, seed=7)
     test0 = next(StratifiedKFold(3, shuffle=True, random_state=7).split(X, y))[1]
     X2 = X.copy()
     X2[test0] = np.random.default_rng(1).normal(5, 3, (len(test0), X.shape[1]))

@@ -11,12 +11,6 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from regnet_assets.science.dataset.contract import (
-    DatasetError,
-    quiet_mudata,
-    read_multiome,
-    validate_multiome,
-)
 from regnet_assets.science.dataset.metacells import (
     _majority,
     _split,
@@ -24,6 +18,8 @@ from regnet_assets.science.dataset.metacells import (
     split_table,
     spread_seeds,
 )
+from regnet_assets.science.dataset.reading import DatasetError, quiet_mudata, read_multiome
+from regnet_assets.science.dataset.validation import validate_multiome
 
 N_CELLS, N_GENES, N_PEAKS = 90, 12, 20
 

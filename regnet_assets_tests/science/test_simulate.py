@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from regnet_assets.science.dataset import motifs as M
 from regnet_assets.science.dataset.reference_data import dorothea, signalling_pkn
-from regnet_assets.science.dataset.simulate import SimulationConfig, simulate, write_simulated
+from regnet_assets.science.dataset.simulator import SimulationConfig, simulate, write_simulated
 
 CONFIG = SimulationConfig.small()
 

@@ -25,7 +25,7 @@ from regnet_assets.science.attribution import grn as grn
 from regnet_assets.science.attribution import ig as attribution
 from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.science.common.normalise import expression_frame
-from regnet_assets.science.dataset.contract import read_multiome
+from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.science.models import trainer as training
 from regnet_assets.storage.models import model_path
 from regnet_assets.storage.parquet import ParquetFiles

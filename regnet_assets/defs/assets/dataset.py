@@ -9,8 +9,11 @@ import pandas as pd
 from regnet_assets.atomic import write_atomic
 from regnet_assets.defs.resources import DatasetResource, StorageResource
 from regnet_assets.science.dataset import candidates, motifs
-from regnet_assets.science.dataset import contract as dataset
 from regnet_assets.science.dataset import metacells as metacell_science
+from regnet_assets.science.dataset.links import peak_to_gene
+from regnet_assets.science.dataset.reading import read_multiome
+from regnet_assets.science.dataset.simulator import truth_table
+from regnet_assets.science.dataset.validation import validate_multiome
 
 GROUP = "dataset"
 
@@ -31,7 +34,7 @@ def _ref(path: Path, mdata, simulated: bool) -> H5muRef:
 
 
 def _read(ref: H5muRef):
-    return dataset.read_multiome(ref.path)
+    return read_multiome(ref.path)
 
 
 @dg.asset(group_name=GROUP, io_manager_key="object_io_manager", kinds={"h5mu"})
@@ -40,16 +43,16 @@ def multiome(
 ) -> H5muRef:
     """The multiome dataset: the user's .h5mu, validated, or the simulated default with truth."""
     if dataset_config.simulated:
-        from regnet_assets.science.dataset.simulate import simulate
+        from regnet_assets.science.dataset.simulator import simulate
 
         mdata = simulate(dataset_config.simulation_config())
-        dataset.validate_multiome(mdata, groupby=dataset_config.groupby)
+        validate_multiome(mdata, groupby=dataset_config.groupby)
         path = storage.path / "dataset" / "simulated.h5mu"
         write_atomic(path, lambda tmp: mdata.write(str(tmp)))
     else:
         path = Path(dataset_config.path).resolve()
-        mdata = dataset.read_multiome(path)
-        dataset.validate_multiome(mdata, groupby=dataset_config.groupby)
+        mdata = read_multiome(path)
+        validate_multiome(mdata, groupby=dataset_config.groupby)
     ref = _ref(path, mdata, dataset_config.simulated)
     context.add_output_metadata(
         {
@@ -67,19 +70,15 @@ def multiome(
 @dg.asset(group_name=GROUP, kinds={"parquet"})
 def peak_gene_links(multiome: H5muRef) -> pd.DataFrame:
     """Peak → gene links with the distance to the TSS (given, or derived within ±500 kb)."""
-    return dataset.peak_to_gene(_read(multiome))
+    return peak_to_gene(_read(multiome))
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"})
 def motif_hits(context: dg.AssetExecutionContext, multiome: H5muRef) -> pd.DataFrame:
     """TF motif hits per peak (long form): given in the file, or scanned with JASPAR2024 PWMs."""
-    mdata = _read(multiome)
-    hits, tfs, source = motifs.dataset_motif_hits(mdata)
-    peaks = mdata["atac"].var_names
-    coo = hits.tocoo()
-    table = pd.DataFrame({"peak": peaks[coo.row], "tf": [tfs[j] for j in coo.col]})
+    table, tfs, source = motifs.motif_hit_table(_read(multiome))
     context.add_output_metadata({"source": source, "tfs": len(tfs)})
-    return table.sort_values(["peak", "tf"], ignore_index=True)
+    return table
 
 
 class MetacellConfig(dg.Config):
@@ -135,9 +134,7 @@ def genes(peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame, multi
 
 
 def _truth(multiome: H5muRef, key: str, columns: list[str]) -> pd.DataFrame:
-    if not multiome.simulated:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    return pd.DataFrame(_read(multiome).uns[key]).reset_index(drop=True)
+    return truth_table(_read(multiome) if multiome.simulated else None, key, columns)
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"})

@@ -16,7 +16,7 @@ from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
 from regnet_assets.science.common.correlation import spearman
 from regnet_assets.science.common.figures import png_bytes
-from regnet_assets.science.dataset.contract import read_multiome
+from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.science.models import quality as model_quality
 from regnet_assets.science.models import trainer as training
 from regnet_assets.science.reports import histories

@@ -7,7 +7,6 @@ full and on the pruned network with stratified k-fold CV, predicting the cells' 
 """
 
 import json
-import time
 
 import dagster as dg
 import numpy as np
@@ -15,14 +14,24 @@ import pandas as pd
 from pydantic import Field
 
 from regnet_assets.defs.assets.dataset import H5muRef
+from regnet_assets.defs.config import science_field, to_science
 from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
 from regnet_assets.science.common.figures import png_bytes
-from regnet_assets.science.common.obs import obs_column
-from regnet_assets.science.dataset.contract import read_multiome
-from regnet_assets.science.network import inputs as nd
+from regnet_assets.science.dataset.reading import read_multiome
+from regnet_assets.science.network.build import (
+    finalize_pkn,
+    infer_root,
+    network_inputs,
+    network_root,
+    simulator_pkn,
+)
+from regnet_assets.science.network.cells import kpnn_data
+from regnet_assets.science.network.importance import plot_node_importance, simulator_roles
+from regnet_assets.science.network.kpnn_training import KPNNConfig, cross_validate_network
 from regnet_assets.science.network.pkn import EDGE_COLUMNS, PKNError, human_kpnn, read_pkn
+from regnet_assets.science.network.results import kpnn_tables, plot_kpnn_metrics
 from regnet_assets.storage import read_table
 
 GROUP = "network"
@@ -186,7 +195,7 @@ def _build(config: PKNConfig, mdata, truth_signalling, candidates, storage):
         if not config.path:
             raise PKNError("path", "source='file' needs path")
         edges = read_pkn(config.path, config.format or None).assign(origin="file")
-        return edges, config.root or nd.infer_root(edges), {"source": "file", "path": config.path}
+        return edges, config.root or infer_root(edges), {"source": "file", "path": config.path}
     if source == "human":
         root = config.root or "TCR"
         edges = human_kpnn(root=root, confidence=config.human_confidence).assign(origin="human_kpnn")
@@ -199,7 +208,7 @@ def _build(config: PKNConfig, mdata, truth_signalling, candidates, storage):
 
     tf_gene, origin, extra = _tf_gene_layer(config, candidates, storage)
     roles = pd.DataFrame(mdata.uns["truth_gene_roles"]) if "truth_gene_roles" in mdata.uns else None
-    edges, report = nd.simulator_pkn(
+    edges, report = simulator_pkn(
         truth_signalling,
         tf_gene,
         roles,
@@ -231,7 +240,7 @@ def pkn_edges(
     mdata = read_multiome(multiome.path)
     try:
         edges, root, meta = _build(config, mdata, truth_signalling, gene_tf_candidates, storage)
-        final, report = nd.finalize_pkn(edges, root, mdata["rna"].var_names, config.missing_inputs)
+        final, report = finalize_pkn(edges, root, mdata["rna"].var_names, config.missing_inputs)
     except ValueError as exc:  # PKNError, and unreadable files (pandas' parser errors)
         raise _fail("prior-knowledge network rejected", exc) from exc
     if report["input_genes_not_measured"]:
@@ -310,7 +319,7 @@ def pruned_dag(context: dg.AssetExecutionContext, config: PruningConfig, pkn_edg
     from regnet_assets.science.network.pruning import PruningError, prune_to_minimal_dag
 
     try:
-        root, inputs = nd.network_root(pkn_edges), nd.network_inputs(pkn_edges)
+        root, inputs = network_root(pkn_edges), network_inputs(pkn_edges)
         result = prune_to_minimal_dag(
             pkn_edges[EDGE_COLUMNS], inputs, root, method=config.method, time_limit=config.time_limit
         )
@@ -375,45 +384,35 @@ def pruned_dag(context: dg.AssetExecutionContext, config: PruningConfig, pkn_edg
 
 
 class KPNNTrainingConfig(dg.Config):
-    """KPNN training and CV. Defaults are tuned to finish the group in about a minute on 2 CPU cores
-    (lr 0.01 and batch 128 instead of the tutorial's 0.001/64; at most 100 epochs; 2,000 cells)."""
+    """KPNN training and CV; the training fields and their defaults are :class:`KPNNConfig`'s."""
 
     label: str = Field(default="condition", description="obs column with the binary class label.")
     positive_class: str = Field(default="", description="Class coded 1; empty = the last category.")
     max_cells: int = Field(default=2000, description="Stratified seeded subsample of cells (0 = all).")
     n_folds: int = Field(default=5, description="Stratified CV folds.")
-    epochs: int = Field(default=100, description="Maximum epochs (early stopping on an inner split).")
-    patience: int = Field(default=10, description="Epochs without validation improvement before stopping.")
-    lr: float = Field(default=0.01, description="Adam learning rate.")
-    batch_size: int = Field(default=128, description="Cells per batch.")
-    dropout: float = Field(default=0.2, description="Hidden-node dropout (KPNN rule protects small fan-ins).")
-    input_dropout: float = Field(default=0.0, description="Input-gene dropout.")
-    weight_l1: float = Field(
-        default=0.0,
-        description="L1 penalty on connection weights (sparser routing: "
-        "sharper node weights, at some cost in accuracy).",
+    epochs: int = science_field(KPNNConfig, "epochs", "Maximum epochs (early stopping on an inner split).")
+    patience: int = science_field(
+        KPNNConfig, "patience", "Epochs without validation improvement before stopping."
     )
-    weight_l2: float = Field(default=0.0, description="L2 penalty on connection weights.")
-    balance_classes: bool = Field(default=False, description="Class-balanced sample weights.")
-    seed: int = Field(default=42, description="Seed of the folds, subsample and initialisation.")
-    num_threads: int = Field(default=1, description="torch CPU threads (0 = torch's default).")
+    lr: float = science_field(KPNNConfig, "lr", "Adam learning rate.")
+    batch_size: int = science_field(KPNNConfig, "batch_size", "Cells per batch.")
+    dropout: float = science_field(
+        KPNNConfig, "dropout", "Hidden-node dropout (KPNN rule protects small fan-ins)."
+    )
+    input_dropout: float = science_field(KPNNConfig, "input_dropout", "Input-gene dropout.")
+    weight_l1: float = science_field(
+        KPNNConfig,
+        "weight_l1",
+        "L1 penalty on connection weights (sparser routing: sharper node weights, at some cost in accuracy).",
+    )
+    weight_l2: float = science_field(KPNNConfig, "weight_l2", "L2 penalty on connection weights.")
+    balance_classes: bool = science_field(KPNNConfig, "balance_classes", "Class-balanced sample weights.")
+    seed: int = science_field(KPNNConfig, "seed", "Seed of the folds, subsample and initialisation.")
+    num_threads: int = science_field(KPNNConfig, "num_threads", "torch CPU threads (0 = torch's default).")
 
-    def to_science(self):
-        from regnet_assets.science.network.kpnn import KPNNConfig
 
-        return KPNNConfig(
-            lr=self.lr,
-            batch_size=self.batch_size,
-            max_epochs=self.epochs,
-            patience=self.patience,
-            dropout=self.dropout,
-            input_dropout=self.input_dropout,
-            weight_l1=self.weight_l1,
-            weight_l2=self.weight_l2,
-            balance_classes=self.balance_classes,
-            seed=self.seed,
-            num_threads=self.num_threads or None,
-        )
+#: KPNNTrainingConfig fields that are not KPNNConfig's (data selection and CV).
+KPNN_DAGSTER_ONLY = {"label", "positive_class", "max_cells", "n_folds"}
 
 
 KPNN_TABLES = (
@@ -457,61 +456,28 @@ def kpnn(
     device: TorchDeviceResource,
 ):
     """Train the KPNN on the full PKN and on its minimal DAG (stratified CV); metrics, node weights."""
-    from regnet_assets.science.network.kpnn import cross_validate_kpnn
-
     mdata = read_multiome(multiome.path)
-    rna = mdata["rna"]
+    nets = {"full": pkn_edges, "pruned": pruned_dag_edges}
     try:
-        if config.max_cells < 0:
-            raise ValueError(
-                f"KPNNTrainingConfig.max_cells must be >= 0 (0 = all cells), got {config.max_cells}"
-            )
-        kcfg = config.to_science()
-        y, label_info = nd.condition_labels(
-            obs_column(mdata, config.label), config.label, config.positive_class
+        kcfg = to_science(config, KPNNConfig, num_threads=config.num_threads or None)
+        X, y, label_info = kpnn_data(
+            mdata, nets, config.label, config.positive_class, config.max_cells, config.seed
         )
-        y = nd.subsample_cells(y, config.max_cells, config.seed)
-        nets = {"full": pkn_edges, "pruned": pruned_dag_edges}
-        shape = {n: (nd.network_root(e), nd.network_inputs(e)) for n, e in nets.items()}
-        inputs = list(dict.fromkeys(i for _, ins in shape.values() for i in ins))
-        X = nd.kpnn_expression(rna, inputs, cells=y.index)
     except ValueError as exc:
         raise _fail("KPNN inputs rejected", exc) from exc
-    roles = nd.node_roles(
-        pd.DataFrame(mdata.uns["truth_gene_roles"]) if "truth_gene_roles" in mdata.uns else None,
-        pd.DataFrame(mdata.uns["truth_signalling"]) if "truth_signalling" in mdata.uns else None,
-    )
     torch_device = device.resolve()
     results, about = {}, {}
     for net, edges in nets.items():
-        root, net_inputs = shape[net]
-        t0 = time.perf_counter()
         try:
-            results[net] = cross_validate_kpnn(
-                X,
-                y.to_numpy(),
-                edges[EDGE_COLUMNS],
-                net_inputs,
-                root,
-                kcfg,
-                n_folds=config.n_folds,
-                device=torch_device,
+            results[net], about[net] = cross_validate_network(
+                X, y, edges, kcfg, n_folds=config.n_folds, device=torch_device
             )
         except ValueError as exc:
             raise _fail(f"KPNN on the {net} network", exc) from exc
-        seconds = time.perf_counter() - t0
+        about[net]["positive_class"] = label_info["positive"]
         auc = results[net].mean_metrics["roc_auc"]
-        context.log.info(f"{net} network: ROC-AUC {auc:.3f} in {seconds:.1f} s")
-        about[net] = {
-            "n_edges": len(edges),
-            "n_inputs": len(net_inputs),
-            "n_hidden": len(set(edges["target"])) - 1,
-            "n_cells": len(y),
-            "seconds": seconds,
-            "device": torch_device,
-            "positive_class": label_info["positive"],
-        }
-    tables = nd.kpnn_tables(results, roles, about)
+        context.log.info(f"{net} network: ROC-AUC {auc:.3f} in {about[net]['seconds']:.1f} s")
+    tables = kpnn_tables(results, simulator_roles(mdata), about)
     cells = {
         "cells_used": len(y),
         "cells_positive_used": int(y.sum()),
@@ -534,9 +500,7 @@ def _kpnn_metadata(storage: StorageResource, tables: dict, common: dict) -> dict
     metadata = {name: dict(common) for name in KPNN_TABLES}
     metadata["kpnn_summary"].update(
         {
-            **figure_metadata(
-                storage, "kpnn_metrics", png_bytes(nd.plot_kpnn_metrics(tables["kpnn_metrics"]))
-            ),
+            **figure_metadata(storage, "kpnn_metrics", png_bytes(plot_kpnn_metrics(tables["kpnn_metrics"]))),
             "summary": markdown(
                 summary[
                     [
@@ -554,7 +518,7 @@ def _kpnn_metadata(storage: StorageResource, tables: dict, common: dict) -> dict
     )
     metadata["kpnn_node_importance"].update(
         {
-            **figure_metadata(storage, "kpnn_node_importance", png_bytes(nd.plot_node_importance(imp))),
+            **figure_metadata(storage, "kpnn_node_importance", png_bytes(plot_node_importance(imp))),
             "top_nodes_full": markdown(top[["node", "role", "node_weight_abs", "node_weight", "bias"]]),
             "pathway_vs_decoy_auc": dg.MetadataValue.json(dict(zip(summary["network"], truth))),
         }

@@ -15,15 +15,15 @@ from pydantic import Field
 
 from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.assets.models import GENES_PER_RUN, TrainingConfig
+from regnet_assets.defs.instance import latest_runs
 from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
-from regnet_assets.defs.provenance import latest_runs
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
 from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.science.common.normalise import expression_frame
 from regnet_assets.science.common.obs import obs_column
-from regnet_assets.science.dataset.contract import read_multiome
+from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.science.models import trainer as training
 from regnet_assets.science.reports import enrichment, programs
 from regnet_assets.science.reports import representations as rep

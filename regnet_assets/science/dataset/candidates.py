@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from regnet_assets.science.dataset.contract import DatasetError
+from regnet_assets.science.dataset.reading import DatasetError
 
 __all__ = ["gene_tf_candidates", "candidates_from_tables", "gene_table", "expressed_fraction"]
 

@@ -34,7 +34,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestNeighbors
 
 from regnet_assets.science.common.obs import obs_column
-from regnet_assets.science.dataset.contract import DatasetError, quiet_mudata
+from regnet_assets.science.dataset.reading import DatasetError, quiet_mudata
 
 __all__ = ["make_metacells", "split_table", "pca_embedding", "spread_seeds"]
 

@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 BASES = "ACGT"
@@ -342,3 +343,12 @@ def dataset_motif_hits(mdata, pvalue: float = DEFAULT_PVALUE) -> tuple[sp.csr_ma
     pfms = {genes[name]: counts for name, counts in load_jaspar_pfms().items() if name in genes}
     scan = scan_motifs(atac.var["sequence"].to_numpy(), pfms, pvalue=pvalue)
     return scan.hits, scan.names, f"JASPAR2024 scan, p < {pvalue:g}"
+
+
+def motif_hit_table(mdata, pvalue: float = DEFAULT_PVALUE) -> tuple[pd.DataFrame, list[str], str]:
+    """:func:`dataset_motif_hits` in long form (peak, tf), sorted: (table, tf names, source)."""
+    hits, tfs, source = dataset_motif_hits(mdata, pvalue)
+    coo = hits.tocoo()
+    peaks = mdata["atac"].var_names
+    table = pd.DataFrame({"peak": peaks[coo.row], "tf": [tfs[j] for j in coo.col]})
+    return table.sort_values(["peak", "tf"], ignore_index=True), tfs, source

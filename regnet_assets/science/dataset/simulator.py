@@ -767,11 +767,20 @@ def write_simulated(path: str | os.PathLike, config: SimulationConfig | None = N
     return path
 
 
+def truth_table(mdata, key: str, columns: list[str]) -> pd.DataFrame:
+    """The simulator's ``uns[key]`` truth as a table; empty with ``columns`` when ``mdata`` is None
+    (a user's dataset has no truth, but the table must still exist for downstream joins)."""
+    if mdata is None:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return pd.DataFrame(mdata.uns[key]).reset_index(drop=True)
+
+
 __all__ = [
     "CONDITIONS",
     "DEFAULT_DECOY_KINASES",
     "DEFAULT_HIERARCHY",
     "SimulationConfig",
     "simulate",
+    "truth_table",
     "write_simulated",
 ]
