@@ -60,7 +60,7 @@ def loaded(root: Path) -> tuple:
 
 def streamed(root: Path) -> tuple:
     from regnet_assets.science.attribution.grn import edge_scores
-    from regnet_assets.science.reports.representations import tf_activity
+    from regnet_assets.science.reports.matrices import tf_activity
 
     files = table_files(root, "tf_attribution")
     return edge_scores(files), tf_activity(files)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from regnet_assets.science.attribution import grn as grn
-from regnet_assets.science.reports import representations as rep
+from regnet_assets.science.reports import matrices as rep
 from regnet_assets.storage import write_table
 from regnet_assets.storage.parquet import table_files
 

@@ -20,19 +20,17 @@ from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
+from regnet_assets.science import reports as rep
 from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.science.common.normalise import expression_frame
 from regnet_assets.science.common.obs import obs_column
 from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.science.models import trainer as training
-from regnet_assets.science.reports import enrichment, programs
-from regnet_assets.science.reports import representations as rep
-from regnet_assets.science.reports.clustering import plot_scores
+from regnet_assets.science.reports import enrichment
 from regnet_assets.storage import read_table
 from regnet_assets.storage.parquet import table_files
 
 GROUP = "reports"
-BATCH = "batch"
 
 _COLUMNS = {
     "ablated_gene_correlation": {
@@ -182,27 +180,6 @@ def _tf_activity(storage: StorageResource) -> pd.DataFrame | None:
     return activity if activity.size else None
 
 
-def _labels(frame: pd.DataFrame | None, groupby: str, batch: pd.Series | None = None) -> pd.DataFrame:
-    """obs-indexed ``cell_type`` / ``batch`` columns (the roles the scores use)."""
-    out = pd.DataFrame(index=frame.index)
-    if groupby in frame.columns:
-        out["cell_type"] = frame[groupby].astype(object)
-    if batch is not None:
-        out["batch"] = batch.reindex(frame.index).astype(object)
-    elif BATCH in frame.columns:
-        out["batch"] = frame[BATCH].astype(object)
-    return out
-
-
-def _cell_labels(mdata, groupby: str) -> pd.DataFrame:
-    obs = pd.DataFrame(index=pd.Index(mdata.obs_names.astype(str)))
-    for role, name in (("cell_type", groupby), ("batch", BATCH)):
-        col = obs_column(mdata, name)
-        if col is not None:
-            obs[role] = col.astype(object).to_numpy()
-    return obs
-
-
 # ====================================================================== TF-ablated models
 class AblationConfig(dg.Config):
     """How the chromatin-only (TF-ablated) models are trained."""
@@ -340,14 +317,7 @@ def gene_ranks(
     storage: StorageResource,
 ) -> pd.DataFrame:
     """Per gene: valid Spearman with and without the TF branch, their ranks and rank difference."""
-
-    def scores(frame):
-        frame = frame.drop_duplicates("gene", keep="last").set_index("gene")
-        return frame["valid_spearman"].astype(float) if "valid_spearman" in frame else pd.Series(dtype=float)
-
-    ranks = programs.gene_ranks(scores(gene_correlation), scores(ablated_gene_correlation))
-    ranks.insert(1, "metric", "valid_spearman")
-    ranks["score_delta"] = ranks["score_full"] - ranks["score_ablated"]
+    ranks = rep.tf_dependence(gene_correlation, ablated_gene_correlation, "valid_spearman")
     ranked = ranks.dropna(subset=["rank_diff"])
     show = ["gene", "score_full", "score_ablated", "rank_diff"]
     context.add_output_metadata(
@@ -403,7 +373,7 @@ def embeddings(
     if config.observed_genes not in ("all", "modelled"):
         raise dg.Failure(f"observed_genes must be 'all' or 'modelled', got {config.observed_genes!r}")
     table = metacells.assign(metacell=metacells["metacell"].astype(str)).set_index("metacell")
-    labels = _labels(table, dataset_config.groupby)
+    labels = rep.role_labels(table, dataset_config.groupby)
     strata = labels["cell_type"].to_numpy() if "cell_type" in labels else None
     folds = pd.Series(rep.fold_assignment(len(table), config.n_folds, config.seed, strata), index=table.index)
     mc = read_multiome(metacell_multiome.path)
@@ -436,7 +406,7 @@ def embeddings(
 
     activations = _optional(storage, "kpnn_activations")
     cell_labels = (
-        _cell_labels(read_multiome(multiome.path), dataset_config.groupby)
+        rep.cell_labels(read_multiome(multiome.path), dataset_config.groupby)
         if activations is not None
         else None
     )
@@ -510,7 +480,7 @@ def clustering_score_summary(
     summary = rep.summarise_by_split(clustering_scores, confidence=config.confidence)
     split = "test" if (summary["split"] == "test").any() else summary["split"].iloc[0]
     shown = summary[summary["split"] == split]
-    fig = plot_scores(shown)
+    fig = rep.plot_scores(shown)
     fig.suptitle(
         f"Clustering scores, {split} split (mean ± {config.confidence:.0%} t-CI over folds)", fontsize=10
     )

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control
 
-__all__ = ["GSEAPY_COLUMNS", "enrich_programs", "plot_top_terms", "load_gmt"]
+__all__ = ["GSEAPY_COLUMNS", "enrich_programs", "plot_top_terms", "load_gmt", "symbol_coverage"]
 
 #: Columns of ``gseapy.enrich(...).results`` in local (offline) mode, in gseapy's order.
 GSEAPY_COLUMNS = [
@@ -216,3 +216,11 @@ def plot_top_terms(
     fig.colorbar(sm, ax=ax, pad=0.02).set_label("Gene ratio (overlap / term size)")
     fig.tight_layout()
     return fig
+
+
+def symbol_coverage(genes: Sequence[str], gene_sets: Mapping[str, Sequence[str]]) -> float:
+    """Share of ``genes`` found (case-insensitively) in any gene set: does the dataset use the gene
+    sets' naming (human symbols)? Near 0 means enrichment would test nothing meaningful."""
+    universe = {str(g).upper() for members in gene_sets.values() for g in members}
+    genes = [str(g).upper() for g in genes]
+    return float(np.mean([g in universe for g in genes])) if genes else 0.0
