@@ -202,11 +202,9 @@ def cmd_export(args) -> int:
     from regnet_assets.storage.export import ExportError, export_results
 
     root = _storage(args)
-    tables, figures, provenance = _export_descriptions(root)
+    figures, provenance = _export_descriptions(root)
     try:
-        done = export_results(
-            root, args.path, force=args.force, tables=tables, figures=figures, provenance=provenance
-        )
+        done = export_results(root, args.path, force=args.force, figures=figures, provenance=provenance)
     except ExportError as error:
         print(f"regnet export: {error}", file=sys.stderr)
         return 2
@@ -218,35 +216,20 @@ def cmd_export(args) -> int:
 
 
 def _export_descriptions(root: Path):
-    """README descriptions of tables and figures, and the run provenance, from the definitions
-    and (when it exists) the instance that made the results."""
+    """The README's figure descriptions and the run provenance, from the instance that made the
+    results when it exists (the tables are described by the registry, storage/tables.py)."""
     import dagster as dg
 
     from regnet_assets.defs.definitions import ALL_ASSETS, defs
     from regnet_assets.operations.provenance import figure_descriptions, run_provenance
-    from regnet_assets.storage.export import TableInfo
 
-    graph = defs.resolve_asset_graph()
-    keys = sorted({k for a in ALL_ASSETS for k in a.keys}, key=lambda k: k.to_user_string())
-    tables = {}
-    for key in keys:
-        node = graph.get(key)
-        schema = node.metadata.get("dagster/column_schema")
-        columns = {c.name: c.description or "" for c in schema.columns} if schema is not None else {}
-        tables[key.to_user_string()] = TableInfo(
-            description=" ".join((node.description or "").split()),
-            group=node.group_name or "",
-            per_gene=node.partitions_def is not None,
-            columns=columns,
-        )
     home = Path(os.environ.get("DAGSTER_HOME") or root / "dagster_home")
     if not (home / "dagster.yaml").exists() and not (home / "storage").exists():
-        return tables, {}, {}
+        return {}, {}
     _prepare_home(root)
+    keys = sorted({k for a in ALL_ASSETS for k in a.keys}, key=lambda k: k.to_user_string())
     with dg.DagsterInstance.get() as instance:
-        figures = figure_descriptions(instance, defs)
-        provenance = run_provenance(instance, defs, keys)
-    return tables, figures, provenance
+        return figure_descriptions(instance, defs), run_provenance(instance, defs, keys)
 
 
 def cmd_ui(args) -> int:

@@ -1,7 +1,8 @@
 """What assets show in the UI: column schemas, markdown tables and figures.
 
-Column schemas also document the tables in ``regnet export``'s README. Figures are saved as PNG
-beside the tables and embedded in the UI as markdown metadata.
+Column schemas come from the table registry (``storage/tables.py``), which also documents the
+tables in ``regnet export``'s README. Figures are saved as PNG beside the tables and embedded in
+the UI as markdown metadata.
 """
 
 import base64
@@ -12,15 +13,17 @@ import pandas as pd
 from regnet_assets.atomic import write_atomic
 from regnet_assets.defs.resources import StorageResource
 from regnet_assets.storage.parquet import validate_table_name
+from regnet_assets.storage.tables import table
 
 
-def column_schema(columns: dict[str, str]) -> dict:
-    """The ``metadata`` entry describing a table's columns (``{name: meaning}``)."""
-    return {
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name, description=text) for name, text in columns.items()]
-        )
-    }
+def column_schema(name: str | dict[str, str]) -> dict:
+    """The ``metadata`` entry describing table ``name``'s columns: Arrow type and meaning from the
+    registry. (Still accepts a ``{column: meaning}`` dict, untyped, until every asset passes a name.)"""
+    if isinstance(name, dict):
+        columns = [dg.TableColumn(column, description=text) for column, text in name.items()]
+    else:
+        columns = [dg.TableColumn(c.name, type=c.type, description=c.meaning) for c in table(name).columns]
+    return {"dagster/column_schema": dg.TableSchema(columns=columns)}
 
 
 def markdown(frame: pd.DataFrame) -> dg.MetadataValue:

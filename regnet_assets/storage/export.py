@@ -1,7 +1,8 @@
 """A self-contained results folder that a collaborator opens without regnet, laid out and
 documented the way scMEDAL documents its outputs folder:
 
-    README.md                   what every file holds (tables with their columns, figures, models)
+    README.md                   what every file holds (tables with their columns, figures, models;
+                                the tables described by the registry in storage/tables.py)
     run_config.yaml             the runs that made the results, their settings, the dataset
     tables/<table>.parquet      every table: the rows of its DuckDB view
     tables/<table>.csv          the same rows as CSV
@@ -28,6 +29,7 @@ import duckdb
 import yaml
 
 from regnet_assets.storage.catalog import CATALOG_FILE, refresh_catalog, table_names
+from regnet_assets.storage.tables import TABLES
 
 
 class ExportError(ValueError):
@@ -42,6 +44,14 @@ class TableInfo:
     group: str = ""
     per_gene: bool = False
     columns: dict[str, str] = field(default_factory=dict)
+
+
+def registry_info() -> dict[str, TableInfo]:
+    """What the README says about each table of the registry (``storage/tables.py``)."""
+    return {
+        t.name: TableInfo(t.description, t.group, t.per_gene, {c.name: c.meaning for c in t.columns})
+        for t in TABLES.values()
+    }
 
 
 def _check_destination(root: Path, dest: Path, force: bool) -> None:
@@ -93,7 +103,8 @@ def export_results(
 ) -> dict:
     """Write the results folder ``dest`` from the storage folder ``root``; returns what was written.
 
-    ``tables``/``figures``: descriptions for the README; ``provenance``: written as run_config.yaml.
+    ``tables``/``figures``: descriptions for the README (``tables`` defaults to the registry's);
+    ``provenance``: written as run_config.yaml.
     """
     root, dest = Path(root).resolve(), Path(dest).absolute()
     _clear_leftovers(dest)
@@ -111,7 +122,8 @@ def export_results(
         (staging / "run_config.yaml").write_text(
             yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True)
         )
-        info = {name: (tables or {}).get(name, TableInfo()) for name in names}
+        known = registry_info() if tables is None else tables
+        info = {name: known.get(name, TableInfo()) for name in names}
         (staging / "README.md").write_text(
             _readme(root, staging, rows, info, pngs, figures or {}, checkpoints, provenance)
         )
