@@ -30,9 +30,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: regnet_assets_tests
 
-from regnet_assets.science.attribution.ig import integrated_gradients, reference_ig  # noqa: E402
-from regnet_assets.science.models.trainer import TrainConfig, synthetic_gene_inputs, train_genes  # noqa: E402
+from regnet_assets.science.attribution.captum_reference import reference_ig  # noqa: E402
+from regnet_assets.science.attribution.ig import integrated_gradients  # noqa: E402
+from regnet_assets.science.models.config import TrainConfig  # noqa: E402
+from regnet_assets.science.models.trainer import train_genes  # noqa: E402
+from regnet_assets_tests.synthetic import synthetic_gene_inputs  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -29,17 +29,20 @@ import torch
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: regnet_assets_tests
 
+from regnet_assets.science.models.config import TrainConfig  # noqa: E402
 from regnet_assets.science.models.module import (  # noqa: E402
     ModelSpec,
-    ReferenceGeneModel,
     distance_weight,
     gene_seed,
     init_gene_state,
     poisson_nll,
     sequence_onehot,
 )
-from regnet_assets.science.models.trainer import TrainConfig, synthetic_gene_inputs, train_genes  # noqa: E402
+from regnet_assets.science.models.reference_module import ReferenceGeneModel  # noqa: E402
+from regnet_assets.science.models.trainer import train_genes  # noqa: E402
+from regnet_assets_tests.synthetic import synthetic_gene_inputs  # noqa: E402
 
 
 class PeakMemory:

@@ -12,11 +12,17 @@ def model_path(root: Path, gene: str) -> Path:
     return Path(root) / "models" / f"{PARTITION_COLUMN}={validate_key(gene, 'gene')}" / "model.pt"
 
 
-def load_gene_model(gene: str, storage: str | Path | None = None):
-    """The trained model of ``gene`` (eval mode) and its metadata, from the storage folder."""
-    from regnet_assets.science.models.trainer import load_gene_model_file
+def read_checkpoint(root: Path, gene: str):
+    """The :class:`~regnet_assets.science.models.GeneCheckpoint` of ``gene`` under the storage root."""
+    from regnet_assets.science.models.checkpoint import GeneCheckpoint
 
-    path = model_path(storage_root(storage), gene)
+    path = model_path(root, gene)
     if not path.exists():
         raise FileNotFoundError(f"no trained model for gene {gene!r} at {path}")
-    return load_gene_model_file(path)
+    return GeneCheckpoint.load(path)
+
+
+def load_gene_model(gene: str, storage: str | Path | None = None):
+    """The trained model of ``gene`` (eval mode) and its metadata, from the storage folder."""
+    checkpoint = read_checkpoint(storage_root(storage), gene)
+    return checkpoint.module(), checkpoint.metadata()

@@ -213,7 +213,7 @@ def training_setup(tmp_path_factory):
 
 
 def _assert_model_files_whole(storage: Path) -> None:
-    from regnet_assets.science.models.trainer import load_gene_model_file
+    from regnet_assets.science.models.checkpoint import load_gene_model_file
 
     metacells = query(storage, "SELECT count(*) AS n FROM metacells")["n"].item()
     expected = {"gene_models": 1, "gene_correlation": 1, "training_history": EPOCHS, "predictions": metacells}

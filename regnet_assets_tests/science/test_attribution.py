@@ -10,22 +10,19 @@ import torch
 from captum.attr import IntegratedGradients
 
 from regnet_assets.science.attribution import ig as attr_mod
+from regnet_assets.science.attribution.captum_reference import TFForward, reference_ig
 from regnet_assets.science.attribution.ig import (
-    TFForward,
     attribution_table,
     batched_model_from_checkpoints,
     gauss_legendre,
     integrated_gradients,
-    reference_ig,
 )
+from regnet_assets.science.models.config import TrainConfig
+from regnet_assets.science.models.inference import predict
+from regnet_assets.science.models.inputs import StackedInputs
 from regnet_assets.science.models.module import BatchedGeneModel, ModelSpec, init_gene_state
-from regnet_assets.science.models.trainer import (
-    StackedInputs,
-    TrainConfig,
-    predict,
-    synthetic_gene_inputs,
-    train_genes,
-)
+from regnet_assets.science.models.trainer import train_genes
+from regnet_assets_tests.synthetic import checkpoint_of, synthetic_gene_inputs
 
 SMALL = dict(n_filters=(8, 8), n_dims=8, n_heads=2)
 
@@ -45,7 +42,7 @@ def trained():
     inputs = synthetic_gene_inputs(3, n_metacells=60, peaks=(4, 7), tfs=(3, 6), seq_len=32, seed=1)
     results = train_genes(inputs, TrainConfig(epochs=3, batch_size=16, **SMALL))
     assert len({len(x.tf_names) for x in inputs}) > 1 or len({len(x.peak_names) for x in inputs}) > 1
-    return inputs, results
+    return inputs, [r.checkpoint for r in results]
 
 
 def random_model(inputs, seq_len, seed=0):
@@ -83,8 +80,8 @@ def test_split_forward_equals_model_forward(seq_len):
         expected = model(data.seq, data.acc, data.dist, data.tf, data.cov)
         enc = model.encode(data.seq) if seq_len else None
         c0 = attr_mod._baseline_preactivation(model, enc, data.acc, data.dist, data.cov)
-        w_tf = model.head1_w[:, :, attr_mod._tf_columns(model)] * model.tf_mask.unsqueeze(1)
-        got = attr_mod._head(model, c0 + torch.bmm(data.tf, w_tf.transpose(1, 2)))
+        w_tf = model.tf_head_weights()
+        got = model.head(c0 + torch.bmm(data.tf, w_tf.transpose(1, 2)))
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -94,8 +91,8 @@ def test_completeness_on_trained_model(trained):
     out = integrated_gradients(results, inputs, n_steps=100)
     finer = integrated_gradients(results, inputs, n_steps=400)
     for a, fine, x, r in zip(out, finer, inputs, results):
-        fx = np.log(predict(r.state, x))
-        fb = np.log(predict(r.state, replace(x, tf_exp=np.zeros_like(x.tf_exp))))
+        fx = np.log(predict(r, x))
+        fb = np.log(predict(r, replace(x, tf_exp=np.zeros_like(x.tf_exp))))
         effect = fx - fb
         assert np.abs(effect).max() > 1e-3  # the TFs matter, so the check has teeth
         np.testing.assert_allclose(a.f_x, fx, atol=1e-5)
@@ -168,7 +165,7 @@ def single_tf_model(tf_index: int, linear: bool):
 @pytest.mark.parametrize("linear", [False, True])
 def test_one_tf_model_gets_all_attribution(linear):
     model, x, state, keep = single_tf_model(tf_index=2, linear=linear)
-    (a,) = integrated_gradients(model, [x], n_steps=100)
+    (a,) = integrated_gradients(checkpoint_of(model, [x]), [x], n_steps=100)
     others = [0, 1, 3]
     assert np.all(a.attributions[:, others] == 0.0)
     assert np.abs(a.attributions[:, 2]).max() > 1e-2
@@ -187,11 +184,11 @@ def test_batched_over_genes_equals_per_gene(trained):
     together = integrated_gradients(results, inputs, n_steps=50)
     per_gene = [integrated_gradients([r], [x], n_steps=50)[0] for r, x in zip(results, inputs)]
     chunked = integrated_gradients(results, inputs, n_steps=50, genes_per_chunk=2, max_elements=5000)
-    one_model = integrated_gradients(batched_model_from_checkpoints(results), inputs, n_steps=50)
-    # a tiny memory budget splits one batched model into one-gene chunks and metacell chunks
-    auto_split = integrated_gradients(
-        batched_model_from_checkpoints(results), inputs, n_steps=50, max_elements=2000
+    one_model = integrated_gradients(
+        checkpoint_of(batched_model_from_checkpoints(results), inputs), inputs, n_steps=50
     )
+    # a tiny memory budget splits the genes into one-gene chunks and metacell chunks
+    auto_split = integrated_gradients(results, inputs, n_steps=50, max_elements=2000)
     assert attr_mod._auto_genes_per_chunk(results, inputs, 2000) == 1
     reordered = integrated_gradients(results[::-1], inputs[::-1], n_steps=50)[::-1]
     for variant in (per_gene, chunked, one_model, auto_split, reordered):
@@ -229,7 +226,7 @@ def test_rejects_mismatched_inputs(trained):
     with pytest.raises(ValueError, match="tf_names"):
         integrated_gradients([results[0]], [renamed])
     with pytest.raises(ValueError, match="3 genes"):
-        integrated_gradients(batched_model_from_checkpoints(results), inputs[:2])
+        integrated_gradients(results, inputs[:2])
     with pytest.raises(ValueError, match="peak_seq"):
         integrated_gradients([results[0]], [replace(inputs[0], peak_seq=None)])
     with pytest.raises(ValueError, match="engine"):

@@ -9,13 +9,13 @@ import torch
 from regnet_assets.science.models.module import (
     BatchedGeneModel,
     ModelSpec,
-    ReferenceGeneModel,
     count_gene_params,
     gene_seed,
     init_gene_state,
     poisson_nll,
     sequence_onehot,
 )
+from regnet_assets.science.models.reference_module import ReferenceGeneModel
 
 SMALL = dict(n_covariates=2, seq_len=32, n_filters=(8, 8, 4))
 

@@ -232,10 +232,11 @@ def test_attribution_to_network_end_to_end():
 
     from regnet_assets.science.attribution.ig import attribution_table, integrated_gradients
     from regnet_assets_tests.science.test_attribution import single_tf_model
+    from regnet_assets_tests.synthetic import checkpoint_of
 
     model, x, _, _ = single_tf_model(tf_index=1, linear=False)
     with torch.no_grad():
-        out = integrated_gradients(model, [x], n_steps=30)
+        out = integrated_gradients(checkpoint_of(model, [x]), [x], n_steps=30)
     table = attribution_table(out)
     labels = pd.Series(np.where(np.arange(len(x.metacells)) % 2, "B", "T"), index=x.metacells)
     net = regulatory_network(tf_to_gene(table, labels, n_tfs=1), table)

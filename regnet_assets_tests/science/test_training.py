@@ -9,19 +9,14 @@ import scipy.sparse as sp
 import torch
 from scipy import stats
 
-from regnet_assets.science.models.trainer import (
-    BatchedAdam,
-    BatchedPlateau,
-    GeneInputs,
-    TrainConfig,
-    build_gene_inputs,
-    correlation_row,
-    load_gene_model_file,
-    predict,
-    save_gene_model,
-    synthetic_gene_inputs,
-    train_genes,
-)
+from regnet_assets.science.models.checkpoint import GeneCheckpoint, load_gene_model_file
+from regnet_assets.science.models.config import TrainConfig
+from regnet_assets.science.models.inference import predict
+from regnet_assets.science.models.inputs import GeneInputs, build_gene_inputs
+from regnet_assets.science.models.optim import BatchedAdam, BatchedPlateau
+from regnet_assets.science.models.quality import correlation_row
+from regnet_assets.science.models.trainer import train_genes
+from regnet_assets_tests.synthetic import synthetic_gene_inputs
 
 TINY = dict(n_filters=(8, 8, 4), batch_size=16)
 
@@ -270,18 +265,18 @@ def test_learns_a_planted_signal_above_a_shuffled_control():
 def test_save_load_round_trip_reproduces_predictions(tmp_path):
     inputs = synthetic_gene_inputs(2, n_metacells=64, peaks=(3, 5), tfs=(2, 3), seq_len=32, seed=2)
     results = train_genes(inputs, TrainConfig(**TINY, epochs=2))
-    path = save_gene_model(tmp_path / "gene=G00001" / "model.pt", results[1])
+    path = results[1].checkpoint.save(tmp_path / "gene=G00001" / "model.pt")
     assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temp file left behind
     module, meta = load_gene_model_file(path)
     assert not module.training and meta["gene"] == "G00001" and meta["best_epoch"] == results[1].best_epoch
     assert meta["peak_names"] == inputs[1].peak_names and meta["tf_names"] == inputs[1].tf_names
     pd.testing.assert_frame_equal(meta["history"], results[1].history)
     expected = results[1].predictions["predicted"].to_numpy()
-    np.testing.assert_allclose(predict(module, inputs[1]), expected, rtol=1e-5)
-    np.testing.assert_allclose(predict(results[1].state, inputs[1]), expected, rtol=1e-5)
+    np.testing.assert_allclose(predict(GeneCheckpoint.load(path), inputs[1]), expected, rtol=1e-5)
+    np.testing.assert_allclose(predict(results[1].checkpoint, inputs[1]), expected, rtol=1e-5)
     np.testing.assert_allclose(meta["predictions"]["predicted"], expected)
     with pytest.raises(ValueError, match="peak_names"):
-        predict(results[1].state, inputs[0])
+        predict(results[1].checkpoint, inputs[0])
 
 
 def test_inputs_must_share_metacells_and_split():

@@ -9,29 +9,30 @@ random rankings.
 """
 
 import time
+from typing import Literal
 
 import dagster as dg
-import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.assets.models import GENES_PER_RUN
+from regnet_assets.defs.config import science_field, to_science
 from regnet_assets.defs.metadata import column_schema, figure_metadata
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
+from regnet_assets.science.attribution import gene_tables
 from regnet_assets.science.attribution import grn as grn
-from regnet_assets.science.attribution import ig as attribution
+from regnet_assets.science.attribution.gene_tables import TABLES, AttributionSettings
+from regnet_assets.science.attribution.grn import RecoverySettings
+from regnet_assets.science.attribution.ig import integrated_gradients
 from regnet_assets.science.common.figures import png_bytes
-from regnet_assets.science.common.normalise import expression_frame
 from regnet_assets.science.dataset.reading import read_multiome
-from regnet_assets.science.models import trainer as training
-from regnet_assets.storage.models import model_path
+from regnet_assets.science.models.inputs import build_gene_inputs
+from regnet_assets.storage.models import model_path, read_checkpoint
 from regnet_assets.storage.parquet import ParquetFiles
 
 GROUP = "attribution"
-TABLES = ("tf_attribution", "tf_to_gene", "attribution_delta")
 METHOD_NAME = "regnet"
 _DESCRIPTIONS = {
     "tf_attribution": "Integrated Gradients of each gene's predicted log-rate w.r.t. each candidate TF, per metacell.",
@@ -93,23 +94,26 @@ _COLUMNS = {
 
 
 class AttributionConfig(dg.Config):
-    """Integrated Gradients and the per-cell-type summary; defaults follow the Cell2Net tutorial."""
+    """Integrated Gradients and the per-cell-type summary; names and defaults are
+    :class:`AttributionSettings`' (the Cell2Net tutorial's)."""
 
-    n_steps: int = Field(default=100, ge=1, description="Gauss-Legendre points on the path.")
-    method: str = Field(
-        default="gausslegendre",
-        description="gausslegendre (captum's default) or exact (closed-form, delta 0).",
+    n_steps: int = science_field(AttributionSettings, "n_steps", "Gauss-Legendre points on the path.", ge=1)
+    method: Literal["gausslegendre", "exact"] = science_field(
+        AttributionSettings, "method", "gausslegendre (captum's default) or exact (closed-form, delta 0)."
     )
-    n_tfs: int = Field(default=10, ge=1, description="TFs kept per gene and cell type in tf_to_gene.")
-    signed: bool = Field(
-        default=False,
-        description="Rank by the signed mean as the reference does (repressors drop "
-        "out) instead of by |mean|.",
+    n_tfs: int = science_field(
+        AttributionSettings, "n_tfs", "TFs kept per gene and cell type in tf_to_gene.", ge=1
     )
-    max_relative_delta: float = Field(
-        default=0.05,
+    signed: bool = science_field(
+        AttributionSettings,
+        "signed",
+        "Rank by the signed mean as the reference does (repressors drop out) instead of by |mean|.",
+    )
+    max_relative_delta: float = science_field(
+        AttributionSettings,
+        "max_relative_delta",
+        "Completeness check: fail when a gene's max |delta| / output range exceeds this.",
         gt=0,
-        description="Completeness check: fail when a gene's max |delta| / output range exceeds this.",
     )
 
 
@@ -155,35 +159,34 @@ def tf_attribution(
     dataset_config: DatasetResource,
 ):
     """TF attributions of the run's genes (batched Integrated Gradients), per cell type, and their deltas."""
-    if config.method not in ("gausslegendre", "exact"):
-        raise dg.Failure(f"method must be 'gausslegendre' or 'exact', got {config.method!r}")
+    settings = to_science(config, AttributionSettings)
     genes = list(context.partition_keys)
     status = _model_status(gene_models, genes, storage)
-    for gene, reason in status.items():
-        if reason:
-            context.log.warning(f"no attribution for gene {gene}: {reason}")
+    skipped = {gene: reason for gene, reason in status.items() if reason}
+    for gene, reason in skipped.items():
+        context.log.warning(f"no attribution for gene {gene}: {reason}")
     todo = [g for g in genes if not status[g]]
 
     mc = read_multiome(metacell_multiome.path)
     labels = _labels(mc, dataset_config.groupby)
-    inputs, skipped = (
-        training.build_gene_inputs(mc, peak_gene_links, gene_tf_candidates, todo) if todo else ([], {})
+    inputs, unbuildable = (
+        build_gene_inputs(mc, peak_gene_links, gene_tf_candidates, todo) if todo else ([], {})
     )
-    if skipped:  # trained earlier, not buildable now: the dataset changed under the models
+    if unbuildable:  # trained earlier, not buildable now: the dataset changed under the models
         raise dg.Failure(
-            f"checkpoints exist for {sorted(skipped)} but their inputs cannot be rebuilt "
-            f"({skipped}); re-materialize gene_models for these genes"
+            f"checkpoints exist for {sorted(unbuildable)} but their inputs cannot be rebuilt "
+            f"({unbuildable}); re-materialize gene_models for these genes"
         )
     torch_device = device.resolve()
     started = time.perf_counter()
     try:
         results = (
-            attribution.integrated_gradients(
-                [model_path(storage.path, x.gene) for x in inputs],
+            integrated_gradients(
+                [read_checkpoint(storage.path, x.gene) for x in inputs],
                 inputs,
-                n_steps=config.n_steps,
+                n_steps=settings.n_steps,
                 device=torch_device,
-                method=config.method,
+                method=settings.method,
             )
             if inputs
             else []
@@ -195,7 +198,7 @@ def tf_attribution(
         ) from error
     seconds = time.perf_counter() - started
 
-    tables = _tables(results, status, labels, config, torch_device)
+    tables = gene_tables.run_tables(results, skipped, labels, settings, torch_device)
     for name in TABLES:
         yield dg.Output(
             tables[name],
@@ -206,7 +209,7 @@ def tf_attribution(
                 "device": torch_device,
             },
         )
-    yield from _checks(tables, config.max_relative_delta)
+    yield from _checks(tables, settings.max_relative_delta)
 
 
 def _model_status(gene_models: pd.DataFrame, genes: list[str], storage: StorageResource) -> dict[str, str]:
@@ -233,110 +236,25 @@ def _labels(mc, groupby: str) -> pd.Series:
     raise dg.Failure(f"the metacells have no obs['{groupby}'] column (dataset_config.groupby)")
 
 
-def _empty(table: str) -> pd.DataFrame:
-    types = {
-        "gene": "string",
-        "metacell": "string",
-        "tf": "string",
-        "cell_type": "string",
-        "reason": "string",
-        "status": "string",
-        "device": "string",
-        "n_metacells": "int64",
-        "rank": "int64",
-        "n_tfs": "int64",
-        "n_steps": "int64",
-    }
-    return pd.DataFrame({c: pd.Series(dtype=types.get(c, "float64")) for c in _COLUMNS[table]})
-
-
-def _tables(
-    results, status: dict[str, str], labels: pd.Series, config: AttributionConfig, torch_device: str
-) -> dict[str, dict[str, pd.DataFrame]]:
-    """Per table, ``{gene: rows}`` for every gene of the run (skipped genes get empty rows)."""
-    out: dict[str, dict[str, pd.DataFrame]] = {name: {} for name in TABLES}
-    rank_by = "signed" if config.signed else "abs"
-    for r in results:
-        long = r.to_frame()
-        out["tf_attribution"][r.gene] = long
-        out["tf_to_gene"][r.gene] = grn.tf_to_gene(long, labels, n_tfs=config.n_tfs, rank_by=rank_by)
-        out["attribution_delta"][r.gene] = pd.DataFrame([_delta_row(r, torch_device)])
-    for gene, reason in status.items():
-        if reason:
-            out["tf_attribution"][gene] = _empty("tf_attribution")
-            out["tf_to_gene"][gene] = _empty("tf_to_gene")
-            out["attribution_delta"][gene] = pd.DataFrame(
-                [
-                    {
-                        "gene": gene,
-                        "status": "skipped",
-                        "reason": reason,
-                        "n_metacells": 0,
-                        "n_tfs": 0,
-                        "n_steps": 0,
-                        "max_abs_delta": np.nan,
-                        "mean_abs_delta": np.nan,
-                        "output_range": np.nan,
-                        "relative_delta": np.nan,
-                        "device": torch_device,
-                    }
-                ]
-            )
-    return out
-
-
-def _delta_row(r, torch_device: str) -> dict:
-    abs_delta = np.abs(r.delta)
-    max_delta = float(abs_delta.max()) if abs_delta.size else 0.0
-    output_range = float(np.abs(r.f_x - r.f_baseline).max()) if abs_delta.size else 0.0
-    relative = max_delta / output_range if output_range > 0 else (0.0 if max_delta == 0 else float("inf"))
-    return {
-        "gene": r.gene,
-        "status": "attributed",
-        "reason": "",
-        "n_metacells": len(r.metacells),
-        "n_tfs": len(r.tf_names),
-        "n_steps": r.n_steps,
-        "max_abs_delta": max_delta,
-        "mean_abs_delta": float(abs_delta.mean()) if abs_delta.size else 0.0,
-        "output_range": output_range,
-        "relative_delta": relative,
-        "device": torch_device,
-    }
-
-
 def _checks(tables, threshold: float):
-    deltas = pd.concat(tables["attribution_delta"].values(), ignore_index=True)
-    done = deltas[deltas["status"] == "attributed"]
-    over = done[~(done["relative_delta"] <= threshold)].sort_values("relative_delta", ascending=False)
-    worst = done["relative_delta"].max() if len(done) else 0.0
+    complete = gene_tables.completeness(tables, threshold)
     yield dg.AssetCheckResult(
         check_name="attribution_complete",
         asset_key="tf_attribution",
-        passed=over.empty,
+        passed=complete["passed"],
         metadata={
-            "threshold": threshold,
-            "max_relative_delta": float(worst),
-            "genes_over": dg.MetadataValue.json(over["gene"].tolist()[:50]),
-            "genes_checked": len(done),
+            "threshold": complete["threshold"],
+            "max_relative_delta": complete["max_relative_delta"],
+            "genes_over": dg.MetadataValue.json(complete["genes_over"]),
+            "genes_checked": complete["genes_checked"],
         },
     )
-    attr = [f["attribution"].to_numpy(float) for f in tables["tf_attribution"].values() if len(f)]
-    values = np.concatenate(attr) if attr else np.array([])
-    bad = {
-        g: int((~np.isfinite(f["attribution"].to_numpy(float))).sum())
-        for g, f in tables["tf_attribution"].items()
-        if len(f)
-    }
-    bad = {g: n for g, n in bad.items() if n}
+    n_bad, bad_genes = gene_tables.non_finite(tables)
     yield dg.AssetCheckResult(
         check_name="attribution_finite",
         asset_key="tf_attribution",
-        passed=not bad,
-        metadata={
-            "non_finite": int((~np.isfinite(values)).sum()),
-            "genes": dg.MetadataValue.json(sorted(bad)),
-        },
+        passed=not bad_genes,
+        metadata={"non_finite": n_bad, "genes": dg.MetadataValue.json(bad_genes)},
     )
 
 
@@ -366,24 +284,12 @@ def regulatory_network(
 
 
 class RecoveryConfig(dg.Config):
-    """Scoring the network against the simulator's truth."""
+    """Scoring the network against the simulator's truth; names and defaults are :class:`RecoverySettings`'."""
 
-    seed: int = Field(default=0, description="Seed of the random_seeded ranking.")
-    per_cell_type: bool = Field(default=True, description="Also score each cell type separately.")
-
-
-_RECOVERY_COLUMNS = [
-    "method",
-    "cell_type",
-    "n_candidates",
-    "n_true",
-    "auroc",
-    "auprc",
-    "prevalence",
-    "sign_accuracy",
-    "n_signed",
-    "n_true_outside",
-]
+    seed: int = science_field(RecoverySettings, "seed", "Seed of the random_seeded ranking.")
+    per_cell_type: bool = science_field(
+        RecoverySettings, "per_cell_type", "Also score each cell type separately."
+    )
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["grn_recovery"]))
@@ -402,42 +308,16 @@ def grn_recovery(
         context.add_output_metadata(
             {"note": "no ground truth for this dataset (truth_tf_gene is empty): nothing to score"}
         )
-        return pd.DataFrame(
-            {
-                c: pd.Series(dtype="string" if c in ("method", "cell_type") else "float64")
-                for c in _RECOVERY_COLUMNS
-            }
-        )
-    # the candidates the models saw; truth restricted to the attributed genes
-    edges = regulatory_network[["tf", "gene", "score", "sign"]]
-    candidates = edges[["gene", "tf"]]
-    truth = truth_tf_gene[truth_tf_gene["gene"].isin(set(edges["gene"]))]
+        return grn.empty_recovery()
     mc = read_multiome(metacell_multiome.path)
-    labels = _labels(mc, dataset_config.groupby)
-    rna = mc["rna"]
-    expression = expression_frame(
-        rna, [g for g in sorted(set(edges["tf"]) | set(edges["gene"])) if g in rna.var_names]
-    )
-    cell_type_scores = None
-    if config.per_cell_type:
-        cell_type_scores = grn.cell_type_edge_scores(grn.tf_to_gene(tf_attribution, labels, n_tfs=None))
-    table = grn.grn_recovery(
-        edges,
-        truth,
-        candidates,
-        cell_type_scores=cell_type_scores,
-        expression=expression,
-        metacell_labels=labels,
-        method_name=METHOD_NAME,
-        seed=config.seed,
-    )
-    fig = grn.plot_pr_curves(
-        edges,
-        truth,
-        candidates,
-        expression=expression,
-        method_name=METHOD_NAME,
-        title=f"TF → gene recovery ({edges['gene'].nunique()} genes)",
+    table, fig = grn.network_recovery(
+        regulatory_network,
+        truth_tf_gene,
+        tf_attribution,
+        mc["rna"],
+        _labels(mc, dataset_config.groupby),
+        to_science(config, RecoverySettings),
+        METHOD_NAME,
     )
     overall = table[table["cell_type"] == grn.ALL].set_index("method")
     context.add_output_metadata(
@@ -451,7 +331,7 @@ def grn_recovery(
             **{f"auprc_{m}": float(overall.at[m, "auprc"]) for m in overall.index},
         }
     )
-    return table[_RECOVERY_COLUMNS]
+    return table
 
 
 ATTRIBUTION_TABLES = [tf_attribution, regulatory_network, grn_recovery]

@@ -4,27 +4,31 @@ One run trains all of its genes together (``context.partition_keys``), on the de
 resource picks, and writes each gene's rows to its own partition of every table.
 """
 
+from typing import Literal
+
 import dagster as dg
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from regnet_assets.defs.assets.dataset import H5muRef
+from regnet_assets.defs.config import science_field, to_science
 from regnet_assets.defs.metadata import column_schema, figure_metadata
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
-from regnet_assets.science.common.correlation import spearman
 from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.science.models import quality as model_quality
-from regnet_assets.science.models import trainer as training
+from regnet_assets.science.models import tables as model_tables
+from regnet_assets.science.models.config import TrainConfig
+from regnet_assets.science.models.inputs import build_gene_inputs
+from regnet_assets.science.models.tables import TABLES
+from regnet_assets.science.models.trainer import train_genes
 from regnet_assets.science.reports import histories
 from regnet_assets.storage.models import model_path
 
 GROUP = "models"
 GENES_PER_RUN = 64
-TABLES = ("gene_models", "training_history", "predictions", "gene_correlation")
 _DESCRIPTIONS = {
     "gene_models": "One row per gene: trained or skipped (why), sizes, best epoch, losses, device, seconds.",
     "training_history": "Per gene and epoch: losses, valid/train Spearman and learning rate.",
@@ -78,36 +82,38 @@ _COLUMNS = {
 
 
 class TrainingConfig(dg.Config):
-    """Per-gene model hyper-parameters; defaults follow the Cell2Net tutorial."""
+    """Per-gene model hyper-parameters; names and defaults are :class:`TrainConfig`'s (the
+    Cell2Net tutorial's values)."""
 
-    epochs: int = 40
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    batch_size: int = 32
-    dropout: float = 0.25
-    scheduler_patience: int = 5
-    use_sequence: bool = True
-    seed: int = 0
-    # Genes stacked per forward pass. On CPU the work is compute-bound, so chunks of ~8 beat
-    # one huge batch (bench/README.md); on a GPU raise it to the whole run.
-    genes_per_batch: int = 8
+    epochs: int = science_field(
+        TrainConfig, "epochs", "Training epochs; the best valid-Spearman epoch is kept."
+    )
+    lr: float = science_field(TrainConfig, "lr", "Adam learning rate.")
+    weight_decay: float = science_field(TrainConfig, "weight_decay", "L2 weight decay (Adam).")
+    batch_size: int = science_field(TrainConfig, "batch_size", "Metacells per minibatch.")
+    dropout: float = science_field(TrainConfig, "dropout", "Head dropout.")
+    scheduler_patience: int = science_field(
+        TrainConfig, "scheduler_patience", "Epochs without valid-Spearman gain before the lr drops."
+    )
+    use_sequence: bool = science_field(
+        TrainConfig, "use_sequence", "Feed peak sequences (when the dataset has them)."
+    )
+    seed: int = science_field(TrainConfig, "seed", "Seed of initialisation, dropout and minibatch order.")
+    genes_per_batch: int | None = science_field(
+        TrainConfig,
+        "genes_per_batch",
+        "Genes stacked per forward pass (None: the whole run). ~8 is fastest on CPU; on a GPU raise it.",
+    )
+    dtype: Literal["float32", "float64"] = science_field(
+        TrainConfig, "dtype", "Training precision (float64: batched equals alone to ~1e-10)."
+    )
+    dropout_rng: Literal["auto", "generator", "hash"] = science_field(
+        TrainConfig, "dropout_rng", "Per-gene dropout streams; auto = hash on CUDA, generator on CPU."
+    )
 
-    def to_science(self) -> training.TrainConfig:
-        return training.TrainConfig(
-            epochs=self.epochs,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            batch_size=self.batch_size,
-            dropout=self.dropout,
-            scheduler_patience=self.scheduler_patience,
-            use_sequence=self.use_sequence,
-            seed=self.seed,
-            genes_per_batch=self.genes_per_batch,
-        )
-
-
-def _empty(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+    def to_science(self) -> TrainConfig:
+        """The science settings (validated there: a bad value fails the run with its reason)."""
+        return to_science(self, TrainConfig)
 
 
 @dg.multi_asset(
@@ -152,18 +158,17 @@ def gene_models(
             description=f"unknown gene partition(s) {unknown}: not linked to any peak "
             "in the dataset's peak_gene_links; nothing was trained"
         )
-    inputs, skipped = training.build_gene_inputs(
+    inputs, skipped = build_gene_inputs(
         mc, peak_gene_links, gene_tf_candidates, [g for g in genes if g in known]
     )
     for gene, reason in skipped.items():
         context.log.warning(f"skipping gene {gene}: {reason}")
     torch_device = device.resolve()
-    results = training.train_genes(inputs, config.to_science(), device=torch_device) if inputs else []
+    results = train_genes(inputs, config.to_science(), device=torch_device) if inputs else []
     for result in results:
-        path = model_path(storage.path, result.gene)
-        training.save_gene_model(path, result)
+        result.checkpoint.save(model_path(storage.path, result.gene))
 
-    tables = _tables(results, skipped, mc)
+    tables = model_tables.run_tables(results, skipped, mc)
     yield from (dg.Output(tables[name], output_name=name) for name in TABLES)
     yield from _checks(tables)
     if unknown:
@@ -173,68 +178,15 @@ def gene_models(
         )
 
 
-def _tables(results, skipped: dict[str, str], mc) -> dict[str, dict[str, pd.DataFrame]]:
-    """Per table, ``{gene: rows}`` for every trained and every skipped gene."""
-    true_rate = mc["rna"].layers["true_rate"] if "true_rate" in mc["rna"].layers else None
-    out: dict[str, dict[str, pd.DataFrame]] = {name: {} for name in TABLES}
-    for r in results:
-        out["gene_models"][r.gene] = pd.DataFrame(
-            [
-                {
-                    "gene": r.gene,
-                    "status": "trained",
-                    "reason": "",
-                    "n_peaks": r.n_peaks,
-                    "n_tfs": r.n_tfs,
-                    "n_params": r.n_params,
-                    "best_epoch": r.best_epoch,
-                    "epochs_run": r.epochs_run,
-                    "train_loss": r.train_loss,
-                    "valid_loss": r.valid_loss,
-                    "device": r.device,
-                    "seconds": r.seconds,
-                }
-            ]
-        )
-        out["training_history"][r.gene] = r.history.assign(gene=r.gene)
-        out["predictions"][r.gene] = r.predictions.assign(gene=r.gene)
-        row = training.correlation_row(r.predictions)
-        row["oracle_spearman"] = _oracle(r.predictions, mc, true_rate, r.gene)
-        out["gene_correlation"][r.gene] = pd.DataFrame([{"gene": r.gene, "status": "trained", **row}])
-    for gene, reason in skipped.items():
-        out["gene_models"][gene] = pd.DataFrame([{"gene": gene, "status": "skipped", "reason": reason}])
-        out["training_history"][gene] = _empty(["epoch", "train_loss", "valid_loss", "valid_spearman"])
-        out["predictions"][gene] = _empty(["metacell", "split", "observed", "predicted"])
-        out["gene_correlation"][gene] = pd.DataFrame([{"gene": gene, "status": "skipped"}])
-    return out
-
-
-def _oracle(predictions: pd.DataFrame, mc, true_rate, gene: str) -> float:
-    """Spearman of the observed valid counts with the simulator's true rates (NaN if unknown)."""
-    if true_rate is None:
-        return float("nan")
-    valid = predictions[predictions["split"] == "valid"]
-    rows = mc["rna"].obs_names.get_indexer(valid["metacell"])
-    column = mc["rna"].var_names.get_loc(gene)
-    rate = np.asarray(
-        true_rate[rows, column].todense() if hasattr(true_rate, "todense") else true_rate[rows, column]
-    ).ravel()
-    return spearman(valid["observed"], rate)
-
-
 def _checks(tables):
-    preds = [f for f in tables["predictions"].values() if len(f)]
-    values = pd.concat(preds)["predicted"].to_numpy(float) if preds else np.array([])
-    bad = int((~np.isfinite(values)).sum())
+    bad = model_tables.non_finite_predictions(tables)
     yield dg.AssetCheckResult(
         check_name="predictions_are_finite",
         asset_key="predictions",
         passed=bad == 0,
         metadata={"non_finite": bad},
     )
-    rows = pd.concat(tables["gene_correlation"].values())
-    trained = rows[rows["status"] == "trained"]
-    missing = trained.loc[trained["valid_spearman"].isna(), "gene"].tolist()
+    missing = model_tables.genes_without_valid_spearman(tables)
     yield dg.AssetCheckResult(
         check_name="valid_spearman_present",
         asset_key="gene_correlation",

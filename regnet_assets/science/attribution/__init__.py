@@ -2,6 +2,7 @@
 gene rankings, the regulatory network, and its recovery of a known truth.
 """
 
+from regnet_assets.science.attribution.captum_reference import reference_ig
 from regnet_assets.science.attribution.grn import (
     cell_type_edge_scores,
     grn_recovery,
@@ -12,7 +13,6 @@ from regnet_assets.science.attribution.grn import (
 from regnet_assets.science.attribution.ig import (
     attribution_table,
     integrated_gradients,
-    reference_ig,
 )
 
 __all__ = [

@@ -9,11 +9,13 @@ that hold it (reduced in DuckDB without loading it, see :mod:`.tables`). Edges a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
+from regnet_assets.science.common.normalise import expression_frame
 from regnet_assets.science.common.tables import LongTable, connect, require_columns
 
 ALL = "all"
@@ -398,3 +400,78 @@ def plot_pr_curves(
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
     return fig
+
+
+# ====================================================================== the recovery report
+RECOVERY_COLUMNS = (
+    "method",
+    "cell_type",
+    "n_candidates",
+    "n_true",
+    "auroc",
+    "auprc",
+    "prevalence",
+    "sign_accuracy",
+    "n_signed",
+    "n_true_outside",
+)
+
+
+@dataclass(frozen=True)
+class RecoverySettings:
+    """How the network is scored against a known truth."""
+
+    seed: int = 0  # seed of the random_seeded ranking
+    per_cell_type: bool = True  # also score each cell type separately
+
+
+def empty_recovery() -> pd.DataFrame:
+    """The recovery table without rows (a dataset without ground truth)."""
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype="string" if c in ("method", "cell_type") else "float64")
+            for c in RECOVERY_COLUMNS
+        }
+    )
+
+
+def network_recovery(
+    network: pd.DataFrame,
+    truth: pd.DataFrame,
+    attr_long: LongTable,
+    rna,
+    metacell_labels: pd.Series,
+    settings: RecoverySettings,
+    method_name: str,
+):
+    """(:func:`grn_recovery` table, :func:`plot_pr_curves` figure) of a :func:`regulatory_network`
+    (all candidates) against ``truth`` restricted to its genes, beside the |Pearson r| of ``rna``'s
+    log1p CP10k expression and random rankings; per cell type too when ``settings`` say so."""
+    edges = network[["tf", "gene", "score", "sign"]]
+    candidates = edges[["gene", "tf"]]  # the candidates the models saw
+    truth = truth[truth["gene"].isin(set(edges["gene"]))]
+    expression = expression_frame(
+        rna, [g for g in sorted(set(edges["tf"]) | set(edges["gene"])) if g in rna.var_names]
+    )
+    cell_type_scores = None
+    if settings.per_cell_type:
+        cell_type_scores = cell_type_edge_scores(tf_to_gene(attr_long, metacell_labels, n_tfs=None))
+    table = grn_recovery(
+        edges,
+        truth,
+        candidates,
+        cell_type_scores=cell_type_scores,
+        expression=expression,
+        metacell_labels=metacell_labels,
+        method_name=method_name,
+        seed=settings.seed,
+    )
+    fig = plot_pr_curves(
+        edges,
+        truth,
+        candidates,
+        expression=expression,
+        method_name=method_name,
+        title=f"TF → gene recovery ({edges['gene'].nunique()} genes)",
+    )
+    return table[list(RECOVERY_COLUMNS)], fig

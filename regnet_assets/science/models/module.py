@@ -38,9 +38,8 @@ broadcast sums over the copies just as the reference's does. The encoder's first
 split the same way (sequence part once per peak, accessibility part per metacell). Together
 this removes a factor ≈B from the dominant cost.
 
-:class:`ReferenceGeneModel` is a plain ``torch.nn`` version of one gene's model that encodes the
-B×P copies like the reference; it exists to prove the batched math equal (tests) and as the
-reference-style baseline of ``bench/bench_training.py``.
+``reference_module.ReferenceGeneModel`` is the same model from plain ``torch.nn`` layers, encoding
+the B×P copies like the reference.
 """
 
 from __future__ import annotations
@@ -446,10 +445,20 @@ class BatchedGeneModel(nn.Module):
         return self.forward_encoded(enc, acc, dist_w, tf, cov)
 
     def forward_encoded(self, enc, acc, dist_w, tf, cov) -> torch.Tensor:
-        """Everything after the sequence encoder; ``enc`` from :meth:`encode` (or None)."""
+        """Everything after the sequence encoder; ``enc`` from :meth:`encode` (or None).
+
+        Split into :meth:`peak_embeddings`, :meth:`head_preactivation` and :meth:`head` so that
+        attribution can run the parts that TF expression does not reach once, from the same code.
+        """
+        b = acc.shape[1]
+        mask_a, mask_h = self._dropout_masks(b, acc.device) if self.training else (None, None)
+        x = self.peak_embeddings(enc, acc, mask_a)
+        return self.head(self.head_preactivation(x, dist_w, tf, cov), mask_h)
+
+    def peak_embeddings(self, enc, acc, attn_dropout: torch.Tensor | None = None) -> torch.Tensor:
+        """(G, B, P_max, n_dims) peak embeddings: peak MLP and transformer block (no TF input)."""
         g, b, p = acc.shape
         d, h = self.spec.n_dims, self.spec.n_heads
-        mask_a, mask_h = self._dropout_masks(b, acc.device) if self.training else (None, None)
         s = self.spec.seq_features
         w1 = self.merge1_w
         if enc is not None:
@@ -479,10 +488,14 @@ class BatchedGeneModel(nn.Module):
         y = torch.baddbmm(self.ffn1_b.unsqueeze(1), y.reshape(g, b * p, d), self.ffn1_w.transpose(1, 2))
         y = torch.baddbmm(self.ffn2_b.unsqueeze(1), y, self.ffn2_w.transpose(1, 2))
         y = F.relu(y).reshape(g, b, p, d)
-        if mask_a is not None:
-            y = y * mask_a
-        x = x + y
-        # head: [peak embeddings, distance weights, TF expression, covariates], padding zeroed
+        if attn_dropout is not None:
+            y = y * attn_dropout
+        return x + y
+
+    def head_preactivation(self, x, dist_w, tf, cov) -> torch.Tensor:
+        """(G, B, head_hidden) first head layer before its ReLU, on [peak embeddings ``x``, distance
+        weights, TF expression, covariates] with padding zeroed; linear in ``tf``."""
+        g, b, p, d = x.shape
         pmask = self.peak_mask
         feat = torch.cat(
             [
@@ -493,8 +506,19 @@ class BatchedGeneModel(nn.Module):
             ],
             dim=-1,
         )
-        z = F.relu(torch.baddbmm(self.head1_b.unsqueeze(1), feat, self.head1_w.transpose(1, 2)))
+        return torch.baddbmm(self.head1_b.unsqueeze(1), feat, self.head1_w.transpose(1, 2))
+
+    def tf_head_weights(self) -> torch.Tensor:
+        """(G, head_hidden, T_max) columns of the first head layer that multiply TF expression
+        (padded TFs zeroed): ``head_preactivation`` at ``tf`` = at zero TFs + ``tf @ Wᵀ``."""
+        cols = (self.spec.n_dims + 1) * self.p_max + torch.arange(self.t_max, device=self.head1_w.device)
+        return self.head1_w[:, :, cols] * self.tf_mask.unsqueeze(1)
+
+    def head(self, z, dropout: torch.Tensor | None = None) -> torch.Tensor:
+        """ReLU, BatchNorm, dropout and the last linear layer: (G, B, H) pre-activation → (G, B)."""
+        z = F.relu(z)
         if self.training:
+            b = z.shape[1]
             mean = z.mean(1)
             var = z.var(1, unbiased=False)
             with torch.no_grad():
@@ -505,118 +529,17 @@ class BatchedGeneModel(nn.Module):
         z = (z - mean.unsqueeze(1)) * (torch.rsqrt(var + BN_EPS) * self.hbn_w).unsqueeze(
             1
         ) + self.hbn_b.unsqueeze(1)
-        if mask_h is not None:
-            z = z * mask_h
+        if dropout is not None:
+            z = z * dropout
         out = torch.baddbmm(self.head2_b.unsqueeze(1), z, self.head2_w.transpose(1, 2))
         return out.squeeze(-1)
+
+    def head_gain(self) -> torch.Tensor:
+        """(G, head_hidden) eval-mode slope of the log-rate in each hidden unit's ReLU output: the
+        head is linear after its ReLU, which exact (closed-form) attribution relies on."""
+        return self.head2_w[:, 0, :] * torch.rsqrt(self.hbn_var + BN_EPS) * self.hbn_w
 
 
 def poisson_nll(log_rate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Elementwise Poisson NLL with log input, as ``nn.PoissonNLLLoss(log_input=True)``."""
     return torch.exp(log_rate) - target * log_rate
-
-
-class ReferenceGeneModel(nn.Module):
-    """One gene's model from plain ``torch.nn`` layers, encoding B×P sequence copies.
-
-    Same math as the reference module; used to check :class:`BatchedGeneModel` and as the
-    reference-style baseline in the benchmark. Load weights with :meth:`load_gene_state`.
-    """
-
-    def __init__(self, spec: ModelSpec, n_peaks: int, n_tfs: int):
-        super().__init__()
-        self.spec, self.n_peaks, self.n_tfs = spec, n_peaks, n_tfs
-        d = spec.n_dims
-        if spec.use_sequence:
-            self.stem = nn.Conv1d(4, spec.n_filters[0], spec.stem_kernel, padding="same")
-            self.convs = nn.ModuleList(nn.Conv1d(i, o, 3, padding=1) for i, o in spec.stages)
-            self.bns = nn.ModuleList(nn.BatchNorm1d(o) for _, o in spec.stages)
-            self.res = nn.ModuleList(nn.Conv1d(o, o, 1) for _, o in spec.stages)
-        self.merge1 = nn.Linear(spec.seq_features + 1, spec.merge_hidden)
-        self.merge2 = nn.Linear(spec.merge_hidden, d)
-        self.ln1 = nn.LayerNorm(d)
-        self.attn = nn.MultiheadAttention(d, spec.n_heads, batch_first=True)
-        self.ln2 = nn.LayerNorm(d)
-        self.ffn1 = nn.Linear(d, spec.ffn_hidden)
-        self.ffn2 = nn.Linear(spec.ffn_hidden, d)
-        self.attn_drop = nn.Dropout(spec.attn_dropout)
-        self.head1 = nn.Linear(spec.head_features(n_peaks, n_tfs), spec.head_hidden)
-        self.head_bn = nn.BatchNorm1d(spec.head_hidden)
-        self.head_drop = nn.Dropout(spec.dropout)
-        self.head2 = nn.Linear(spec.head_hidden, 1)
-
-    def _names(self) -> dict[str, torch.Tensor]:
-        m = {
-            "merge1_w": self.merge1.weight,
-            "merge1_b": self.merge1.bias,
-            "merge2_w": self.merge2.weight,
-            "merge2_b": self.merge2.bias,
-            "ln1_w": self.ln1.weight,
-            "ln1_b": self.ln1.bias,
-            "qkv_w": self.attn.in_proj_weight,
-            "qkv_b": self.attn.in_proj_bias,
-            "out_w": self.attn.out_proj.weight,
-            "out_b": self.attn.out_proj.bias,
-            "ln2_w": self.ln2.weight,
-            "ln2_b": self.ln2.bias,
-            "ffn1_w": self.ffn1.weight,
-            "ffn1_b": self.ffn1.bias,
-            "ffn2_w": self.ffn2.weight,
-            "ffn2_b": self.ffn2.bias,
-            "head1_w": self.head1.weight,
-            "head1_b": self.head1.bias,
-            "hbn_w": self.head_bn.weight,
-            "hbn_b": self.head_bn.bias,
-            "hbn_mean": self.head_bn.running_mean,
-            "hbn_var": self.head_bn.running_var,
-            "head2_w": self.head2.weight,
-            "head2_b": self.head2.bias,
-        }
-        if self.spec.use_sequence:
-            m.update(stem_w=self.stem.weight, stem_b=self.stem.bias)
-            for i in range(len(self.convs)):
-                m.update(
-                    {
-                        f"s{i}_conv_w": self.convs[i].weight,
-                        f"s{i}_conv_b": self.convs[i].bias,
-                        f"s{i}_bn_w": self.bns[i].weight,
-                        f"s{i}_bn_b": self.bns[i].bias,
-                        f"s{i}_bn_mean": self.bns[i].running_mean,
-                        f"s{i}_bn_var": self.bns[i].running_var,
-                        f"s{i}_res_w": self.res[i].weight,
-                        f"s{i}_res_b": self.res[i].bias,
-                    }
-                )
-        return m
-
-    @torch.no_grad()
-    def load_gene_state(self, state: dict[str, torch.Tensor]) -> None:
-        for name, t in self._names().items():
-            t.copy_(state[name])
-
-    def gene_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self._names().items()}
-
-    def encode(self, seq_copies: torch.Tensor) -> torch.Tensor:
-        """(N, L, 4) one-hot → (N, seq_features)."""
-        x = F.elu(self.stem(seq_copies.transpose(1, 2)))
-        for conv, bn, res in zip(self.convs, self.bns, self.res):
-            x = F.max_pool1d(F.elu(bn(conv(x))), 2)
-            x = F.elu(res(x)) + x
-        return x.flatten(1)
-
-    def forward(self, seq, acc, dist_w, tf, cov) -> torch.Tensor:
-        """seq (P, L, 4) or None, acc (B, P), dist_w (P,), tf (B, T), cov (B, C) → log-rate (B,)."""
-        b, p = acc.shape
-        if self.spec.use_sequence:
-            copies = seq.unsqueeze(0).expand(b, *seq.shape).reshape(b * p, *seq.shape[1:])
-            x = torch.cat([self.encode(copies).reshape(b, p, -1), acc.unsqueeze(-1)], -1)
-        else:
-            x = acc.unsqueeze(-1)
-        x = F.relu(self.merge2(F.relu(self.merge1(x))))
-        y = self.ln1(x)
-        x = x + self.attn(y, y, y, need_weights=False)[0]
-        x = x + self.attn_drop(F.relu(self.ffn2(self.ffn1(self.ln2(x)))))
-        feat = torch.cat([x.flatten(1), dist_w.expand(b, p), tf, cov], 1)
-        z = self.head_drop(self.head_bn(F.relu(self.head1(feat))))
-        return self.head2(z).squeeze(-1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from regnet_assets.science.common.correlation import pearson, spearman
 from regnet_assets.science.common.figures import figure
 
 OVERFIT_GAP = 0.2  # "train ≫ valid": train Spearman above valid by more than this
@@ -51,3 +52,30 @@ def plot_train_vs_valid(correlation: pd.DataFrame):
     )
     fig.tight_layout()
     return fig
+
+
+def correlation_row(predictions: pd.DataFrame) -> dict:
+    """Train/valid Spearman and Pearson between observed and predicted counts (scipy)."""
+    out = {}
+    for split in ("train", "valid"):
+        sel = predictions[predictions["split"] == split]
+        obs, pred = sel["observed"].to_numpy(), sel["predicted"].to_numpy()
+        out[f"{split}_spearman"] = spearman(obs, pred)
+        out[f"{split}_pearson"] = pearson(obs, pred)
+        out[f"n_{split}"] = int(len(sel))
+    return out
+
+
+def oracle_spearman(predictions: pd.DataFrame, rna, gene: str) -> float:
+    """Spearman of the observed valid counts with the simulator's true rates, the ceiling any
+    model can reach (NaN when ``rna`` has no ``true_rate`` layer, i.e. on real data)."""
+    if "true_rate" not in rna.layers:
+        return float("nan")
+    true_rate = rna.layers["true_rate"]
+    valid = predictions[predictions["split"] == "valid"]
+    rows = rna.obs_names.get_indexer(valid["metacell"])
+    column = rna.var_names.get_loc(gene)
+    rate = np.asarray(
+        true_rate[rows, column].todense() if hasattr(true_rate, "todense") else true_rate[rows, column]
+    ).ravel()
+    return spearman(valid["observed"], rate)

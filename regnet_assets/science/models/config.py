@@ -1,0 +1,95 @@
+"""Training settings of the per-gene models (one dataclass, validated on construction)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Literal
+
+import numpy as np
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; defaults are the reference's v0.13 tutorial values."""
+
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    epochs: int = 40
+    scheduler_patience: int = 5
+    scheduler_factor: float = 0.1
+    scheduler_threshold: float = 1e-4  # torch ReduceLROnPlateau default (relative)
+    min_lr: float = 1e-5
+    dropout: float = 0.25
+    attn_dropout: float = 0.1
+    n_filters: tuple[int, ...] = (64, 32, 32, 16)
+    n_dims: int = 16
+    n_heads: int = 4
+    seed: int = 0
+    use_sequence: bool = True
+    drop_last: bool = True
+    # Start the output bias at log(mean train count): not in the reference, whose lr 1e-4 needs
+    # thousands of steps just to reach the gene's scale; ranks are unaffected at init.
+    init_bias_from_target: bool = True
+    # Genes stacked per batched computation (None: all genes in one run). On CPU the work is
+    # compute-bound, so chunks of ~8 beat one huge batch (bench/README.md); on a GPU raise it.
+    genes_per_batch: int | None = 8
+    eval_batch_elements: int = 1 << 23  # memory cap for the eval pass (G·rows·P·hidden)
+    # float64 makes "alone == batched" hold to ~1e-10. In float32 training is chaotic at the
+    # rounding level (Adam normalises tiny, noise-dominated gradients into ±lr steps): batched
+    # and alone drift apart about as much as alone runs whose inputs differ by one ulp.
+    dtype: Literal["float32", "float64"] = "float32"
+    # per-gene dropout streams: "generator" (torch.Generator per gene), "hash" (vectorised
+    # counter-based, no per-gene launches), "auto" = hash on CUDA, generator on CPU
+    dropout_rng: Literal["auto", "generator", "hash"] = "auto"
+
+    def __post_init__(self):
+        self.n_filters = tuple(self.n_filters)
+        checks = [
+            ("lr", self.lr > 0 and math.isfinite(self.lr), "must be > 0"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "must be an integer >= 1"),
+            ("epochs", _is_int(self.epochs) and self.epochs >= 1, "must be an integer >= 1"),
+            ("scheduler_patience", self.scheduler_patience >= 0, "must be >= 0"),
+            ("scheduler_factor", 0 < self.scheduler_factor < 1, "must be in (0, 1)"),
+            ("scheduler_threshold", self.scheduler_threshold >= 0, "must be >= 0"),
+            ("min_lr", 0 <= self.min_lr, "must be >= 0"),
+            ("dropout", 0 <= self.dropout < 1, "must be in [0, 1)"),
+            ("attn_dropout", 0 <= self.attn_dropout < 1, "must be in [0, 1)"),
+            (
+                "n_filters",
+                len(self.n_filters) >= 1 and all(int(f) >= 1 for f in self.n_filters),
+                "must be a non-empty sequence of positive integers",
+            ),
+            ("n_dims", _is_int(self.n_dims) and self.n_dims >= 1, "must be an integer >= 1"),
+            ("n_heads", _is_int(self.n_heads) and self.n_heads >= 1, "must be an integer >= 1"),
+            (
+                "genes_per_batch",
+                self.genes_per_batch is None or self.genes_per_batch >= 1,
+                "must be None or >= 1",
+            ),
+            ("eval_batch_elements", self.eval_batch_elements >= 1, "must be >= 1"),
+            ("dtype", self.dtype in ("float32", "float64"), "must be 'float32' or 'float64'"),
+            (
+                "dropout_rng",
+                self.dropout_rng in ("auto", "generator", "hash"),
+                "must be auto, generator or hash",
+            ),
+        ]
+        for name, ok, why in checks:
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} {why}, got {getattr(self, name)!r}")
+        if self.n_dims % self.n_heads:
+            raise ValueError(f"TrainConfig.n_heads must divide n_dims ({self.n_dims}), got {self.n_heads}")
+        if self.min_lr > self.lr:
+            raise ValueError(f"TrainConfig.min_lr must be <= lr ({self.lr}), got {self.min_lr}")
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["n_filters"] = list(self.n_filters)
+        return d
