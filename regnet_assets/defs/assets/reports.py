@@ -20,12 +20,12 @@ from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
+from regnet_assets.science import models as training
 from regnet_assets.science import reports as rep
 from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.science.common.normalise import expression_frame
 from regnet_assets.science.common.obs import obs_column
 from regnet_assets.science.dataset.reading import read_multiome
-from regnet_assets.science.models import trainer as training
 from regnet_assets.science.reports import enrichment
 from regnet_assets.storage import read_table
 from regnet_assets.storage.parquet import table_files
