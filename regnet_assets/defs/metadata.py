@@ -16,13 +16,10 @@ from regnet_assets.storage.parquet import validate_table_name
 from regnet_assets.storage.tables import table
 
 
-def column_schema(name: str | dict[str, str]) -> dict:
+def column_schema(name: str) -> dict:
     """The ``metadata`` entry describing table ``name``'s columns: Arrow type and meaning from the
-    registry. (Still accepts a ``{column: meaning}`` dict, untyped, until every asset passes a name.)"""
-    if isinstance(name, dict):
-        columns = [dg.TableColumn(column, description=text) for column, text in name.items()]
-    else:
-        columns = [dg.TableColumn(c.name, type=c.type, description=c.meaning) for c in table(name).columns]
+    registry."""
+    columns = [dg.TableColumn(c.name, type=c.type, description=c.meaning) for c in table(name).columns]
     return {"dagster/column_schema": dg.TableSchema(columns=columns)}
 
 

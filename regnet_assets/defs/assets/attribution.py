@@ -31,66 +31,10 @@ from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.science.models.inputs import build_gene_inputs
 from regnet_assets.storage.models import model_path, read_checkpoint
 from regnet_assets.storage.parquet import ParquetFiles
+from regnet_assets.storage.tables import table_description
 
 GROUP = "attribution"
 METHOD_NAME = "regnet"
-_DESCRIPTIONS = {
-    "tf_attribution": "Integrated Gradients of each gene's predicted log-rate w.r.t. each candidate TF, per metacell.",
-    "tf_to_gene": "Attributions summarised per gene, cell type and TF (mean, SD), ranked.",
-    "attribution_delta": "Completeness (convergence delta) of each gene's attributions.",
-}
-
-_COLUMNS = {
-    "tf_attribution": {
-        "gene": "target gene",
-        "metacell": "metacell name",
-        "tf": "candidate TF of the gene",
-        "attribution": "Integrated Gradients of the gene's predicted log-rate w.r.t. the TF's "
-        "expression (baseline: TF expression 0)",
-    },
-    "tf_to_gene": {
-        "gene": "target gene",
-        "cell_type": "cell type of the metacells ('all' = every metacell)",
-        "tf": "candidate TF",
-        "mean_attr": "mean attribution over the cell type's metacells (signed)",
-        "std_attr": "standard deviation (ddof 0) of the attribution",
-        "n_metacells": "metacells of the cell type",
-        "rank": "1 = largest |mean_attr| (or signed, see config)",
-    },
-    "attribution_delta": {
-        "gene": "target gene",
-        "status": "attributed | skipped",
-        "reason": "why a gene was skipped",
-        "n_metacells": "metacells attributed",
-        "n_tfs": "candidate TFs of the gene",
-        "n_steps": "quadrature points (0 = closed-form integral)",
-        "max_abs_delta": "max over metacells of |Σ attributions − (f(x) − f(baseline))|",
-        "mean_abs_delta": "mean over metacells of the same",
-        "output_range": "max over metacells of |f(x) − f(baseline)|, the effect the attributions explain",
-        "relative_delta": "max_abs_delta / output_range (the completeness check compares it to its threshold)",
-        "device": "torch device",
-    },
-    "regulatory_network": {
-        "tf": "regulator",
-        "gene": "target",
-        "score": "mean |attribution| over all metacells",
-        "sign": "+1 activates, −1 represses (sign of the mean attribution)",
-        "mean_attr": "mean attribution over all metacells",
-        "cell_types": "';'-joined cell types where the TF is in the gene's top n",
-        "top_overall": "in the gene's top n over all metacells",
-        "in_network": "in any top n (the network proper; other rows are scored candidates)",
-        "n_targets_of_tf": "network genes the TF regulates",
-    },
-    "grn_recovery": {
-        "method": "regnet (attribution), correlation (|Pearson r| of log1p CP10k expression), "
-        "random_expected (analytic), random_seeded (one draw)",
-        "cell_type": "'all' or the cell type whose metacells and true edges are scored",
-        "auroc": "area under the ROC curve of true TF → gene edges among the candidates",
-        "auprc": "average precision (area under the precision–recall curve)",
-        "prevalence": "share of candidates that are true edges (AUPRC of a random ranking)",
-        "sign_accuracy": "share of true edges whose predicted sign matches",
-    },
-}
 
 
 class AttributionConfig(dg.Config):
@@ -122,8 +66,8 @@ class AttributionConfig(dg.Config):
         name: dg.AssetOut(
             group_name=GROUP,
             kinds={"pytorch", "parquet"} if name == "tf_attribution" else {"parquet"},
-            metadata=column_schema(_COLUMNS[name]),
-            description=_DESCRIPTIONS[name],
+            metadata=column_schema(name),
+            description=table_description(name),
         )
         for name in TABLES
     },
@@ -259,7 +203,7 @@ def _checks(tables, threshold: float):
 
 
 # ====================================================================== fan-in over all genes
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["regulatory_network"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("regulatory_network"))
 def regulatory_network(
     context: dg.AssetExecutionContext, tf_to_gene: pd.DataFrame, tf_attribution: ParquetFiles
 ) -> pd.DataFrame:
@@ -292,7 +236,7 @@ class RecoveryConfig(dg.Config):
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["grn_recovery"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("grn_recovery"))
 def grn_recovery(
     context: dg.AssetExecutionContext,
     config: RecoveryConfig,

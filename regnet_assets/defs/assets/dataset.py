@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from regnet_assets.atomic import write_atomic
+from regnet_assets.defs.metadata import column_schema
 from regnet_assets.defs.resources import DatasetResource, StorageResource
 from regnet_assets.science.dataset import candidates, motifs
 from regnet_assets.science.dataset import metacells as metacell_science
@@ -14,6 +15,7 @@ from regnet_assets.science.dataset.links import peak_to_gene
 from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.science.dataset.simulator import truth_table
 from regnet_assets.science.dataset.validation import validate_multiome
+from regnet_assets.storage.tables import column_names
 
 GROUP = "dataset"
 
@@ -67,13 +69,13 @@ def multiome(
     return ref
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("peak_gene_links"))
 def peak_gene_links(multiome: H5muRef) -> pd.DataFrame:
     """Peak → gene links with the distance to the TSS (given, or derived within ±500 kb)."""
     return peak_to_gene(_read(multiome))
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("motif_hits"))
 def motif_hits(context: dg.AssetExecutionContext, multiome: H5muRef) -> pd.DataFrame:
     """TF motif hits per peak (long form): given in the file, or scanned with JASPAR2024 PWMs."""
     table, tfs, source = motifs.motif_hit_table(_read(multiome))
@@ -111,13 +113,13 @@ def metacell_multiome(
     return _ref(path, mc, multiome.simulated)
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("metacells"))
 def metacells(metacell_multiome: H5muRef) -> pd.DataFrame:
     """One row per metacell: label, batch, condition, covariates and train/valid split."""
     return metacell_science.split_table(_read(metacell_multiome))
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("gene_tf_candidates"))
 def gene_tf_candidates(
     peak_gene_links: pd.DataFrame, motif_hits: pd.DataFrame, metacell_multiome: H5muRef
 ) -> pd.DataFrame:
@@ -126,9 +128,9 @@ def gene_tf_candidates(
     return candidates.candidates_from_tables(peak_gene_links, motif_hits, mc["rna"])
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("genes"))
 def genes(peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame, multiome: H5muRef) -> pd.DataFrame:
-    """Every linked gene with its peak and candidate-TF counts; ``modelable`` genes become partitions."""
+    """Every linked gene with its peak and candidate-TF counts; `modelable` genes become partitions."""
     order = _read(multiome)["rna"].var_names
     return candidates.gene_table(peak_gene_links, gene_tf_candidates, gene_order=order)
 
@@ -137,16 +139,16 @@ def _truth(multiome: H5muRef, key: str, columns: list[str]) -> pd.DataFrame:
     return truth_table(_read(multiome) if multiome.simulated else None, key, columns)
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("truth_tf_gene"))
 def truth_tf_gene(multiome: H5muRef) -> pd.DataFrame:
     """The simulator's signed TF → gene edges (empty for a user's dataset)."""
-    return _truth(multiome, "truth_tf_gene", ["tf", "gene", "sign", "weight", "cell_types"])
+    return _truth(multiome, "truth_tf_gene", column_names("truth_tf_gene"))
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("truth_signalling"))
 def truth_signalling(multiome: H5muRef) -> pd.DataFrame:
     """The simulator's receptor → kinase → TF hierarchy (empty for a user's dataset)."""
-    return _truth(multiome, "truth_signalling", ["source", "target", "sign", "level"])
+    return _truth(multiome, "truth_signalling", column_names("truth_signalling"))
 
 
 DATASET_TABLES = [

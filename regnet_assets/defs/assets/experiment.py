@@ -12,43 +12,8 @@ from regnet_assets.science.reports import histories, maps
 
 GROUP = "reports"
 
-_HISTORY = {
-    "model": "fold-wise training (kpnn_full, kpnn_pruned)",
-    "fold": "CV fold",
-    "epoch": "epoch (1-based)",
-    "train_loss": "training loss",
-    "valid_loss": "loss on the inner validation split",
-    "valid_auc": "ROC-AUC on the inner validation split",
-}
-_METRICS = ("train_loss", "valid_loss", "valid_auc")
-_COLUMNS = {
-    "history_allfolds": _HISTORY,
-    "mean_history_allfolds": {
-        "model": _HISTORY["model"],
-        "epoch": "epoch",
-        "n_folds": "folds that reached this epoch (early stopping ends folds at different epochs)",
-        **{m: f"{_HISTORY[m]}: mean over those folds" for m in _METRICS},
-        **{
-            f"{m}_{stat}": f"{stat} of {m} over those folds"
-            for stat in ("min", "max", "std")
-            for m in _METRICS
-        },
-    },
-    "embedding_maps": {
-        "representation": "embedding (see embeddings)",
-        "level": "metacell or cell",
-        "fold": "fold",
-        "split": "train or test rows of the fold",
-        "cell": "metacell or cell",
-        "umap1": "UMAP coordinate 1",
-        "umap2": "UMAP coordinate 2",
-        "cell_type": "biological label",
-        "batch": "technical label",
-    },
-}
 
-
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["history_allfolds"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("history_allfolds"))
 def history_allfolds(kpnn_history: pd.DataFrame) -> pd.DataFrame:
     """Every fold's training history of every fold-wise training (the KPNN on each network)."""
     return histories.history_allfolds(
@@ -59,7 +24,7 @@ def history_allfolds(kpnn_history: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["mean_history_allfolds"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("mean_history_allfolds"))
 def mean_history_allfolds(
     context: dg.AssetExecutionContext, history_allfolds: pd.DataFrame, storage: StorageResource
 ) -> pd.DataFrame:
@@ -90,7 +55,7 @@ class EmbeddingMapConfig(dg.Config):
     min_dist: float = Field(default=0.5, ge=0, description="UMAP min_dist.")
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["embedding_maps"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("embedding_maps"))
 def embedding_maps(
     context: dg.AssetExecutionContext,
     config: EmbeddingMapConfig,

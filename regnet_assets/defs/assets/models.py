@@ -26,59 +26,10 @@ from regnet_assets.science.models.tables import TABLES
 from regnet_assets.science.models.trainer import train_genes
 from regnet_assets.science.reports import histories
 from regnet_assets.storage.models import model_path
+from regnet_assets.storage.tables import table_description
 
 GROUP = "models"
 GENES_PER_RUN = 64
-_DESCRIPTIONS = {
-    "gene_models": "One row per gene: trained or skipped (why), sizes, best epoch, losses, device, seconds.",
-    "training_history": "Per gene and epoch: losses, valid/train Spearman and learning rate.",
-    "predictions": "Per gene and metacell: split, observed count and predicted count (best epoch's weights).",
-    "gene_correlation": "Per gene: train/valid Spearman and Pearson, and the oracle ceiling on simulated data.",
-}
-_COLUMNS = {
-    "gene_models": {
-        "gene": "target gene",
-        "status": "trained | skipped",
-        "reason": "why a gene was skipped",
-        "n_peaks": "linked peaks",
-        "n_tfs": "candidate TFs",
-        "n_params": "trainable parameters",
-        "best_epoch": "epoch (1-based) with the best valid Spearman, whose weights are kept",
-        "epochs_run": "epochs trained",
-        "train_loss": "Poisson NLL over train metacells at the best epoch",
-        "valid_loss": "Poisson NLL over valid metacells at the best epoch",
-        "device": "torch device",
-        "seconds": "wall-clock training time of the gene's chunk, shared among its genes",
-    },
-    "training_history": {
-        "gene": "target gene",
-        "epoch": "epoch (1-based)",
-        "train_loss": "Poisson NLL, train metacells (eval mode)",
-        "valid_loss": "Poisson NLL, valid metacells",
-        "valid_spearman": "Spearman of observed vs predicted, valid",
-        "train_spearman": "the same on train metacells",
-        "lr": "learning rate in that epoch",
-        "train_batch_loss": "mean minibatch loss during the epoch (train mode)",
-    },
-    "predictions": {
-        "gene": "target gene",
-        "metacell": "metacell",
-        "split": "train or valid",
-        "observed": "observed count",
-        "predicted": "predicted count (exp of the log-rate)",
-    },
-    "gene_correlation": {
-        "gene": "target gene",
-        "status": "trained | skipped",
-        "train_spearman": "scipy Spearman, train",
-        "train_pearson": "Pearson, train",
-        "n_train": "train metacells",
-        "valid_spearman": "scipy Spearman, valid",
-        "valid_pearson": "Pearson, valid",
-        "n_valid": "valid metacells",
-        "oracle_spearman": "Spearman of observed valid counts with the simulator's true rates (NaN on real data)",
-    },
-}
 
 
 class TrainingConfig(dg.Config):
@@ -121,8 +72,8 @@ class TrainingConfig(dg.Config):
         name: dg.AssetOut(
             group_name=GROUP,
             kinds={"pytorch", "parquet"} if name == "gene_models" else {"parquet"},
-            description=_DESCRIPTIONS[name],
-            metadata=column_schema(_COLUMNS[name]),
+            description=table_description(name),
+            metadata=column_schema(name),
         )
         for name in TABLES
     },
@@ -205,7 +156,7 @@ class PerformanceConfig(dg.Config):
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("model_performance"))
 def model_performance(
     context: dg.AssetExecutionContext,
     config: PerformanceConfig,

@@ -33,90 +33,10 @@ from regnet_assets.science.network.kpnn_training import KPNNConfig, cross_valida
 from regnet_assets.science.network.pkn import EDGE_COLUMNS, PKNError, human_kpnn, read_pkn
 from regnet_assets.science.network.results import kpnn_tables, plot_kpnn_metrics
 from regnet_assets.storage import read_table
+from regnet_assets.storage.tables import table_description
 
 GROUP = "network"
 NETWORKS = ("full", "pruned")
-
-_EDGE_COLUMNS = {
-    "source": "node the signal comes from (computation direction: gene → TF → signalling → root)",
-    "target": "node it feeds",
-    "sign": "+1 activation, −1 inhibition (biological sign; carried for interpretation)",
-    "origin": "where the edge comes from: truth_signalling, decoy_control, signalling_pkn, "
-    "gene_tf_candidates, regulatory_network, file or human_kpnn",
-}
-_COLUMNS = {
-    "pkn_edges": _EDGE_COLUMNS,
-    "pruned_dag_edges": _EDGE_COLUMNS,
-    "pruning_summary": {
-        "method": "structural or acyclic_flow",
-        "status": "solver status: optimal, or what stopped it",
-        "root": "output node",
-        "nodes_before": "nodes of the full network",
-        "edges_before": "its edges",
-        "nodes_after": "nodes of the minimal DAG",
-        "edges_after": "its edges",
-        "edge_compression_pct": "100 × (1 − edges_after / edges_before)",
-        "parameter_compression_pct": "100 × (1 − KPNN params after / before)",
-        "objective": "kept edges",
-        "best_bound": "proven lower bound on kept edges",
-        "mip_gap": "(objective − best_bound) / objective",
-        "solve_seconds": "HiGHS time",
-        "build_seconds": "model build + compile time",
-    },
-    "kpnn_metrics": {
-        "network": "full or pruned",
-        "fold": "CV fold",
-        "accuracy": "held-out, threshold 0.5",
-        "precision": "held-out",
-        "recall": "held-out",
-        "f1": "held-out",
-        "roc_auc": "held-out ROC-AUC",
-        "n_params": "Σ over neurons of (in-degree + 1)",
-        "best_epoch": "early-stopping epoch",
-    },
-    "kpnn_summary": {
-        "network": "full or pruned",
-        "n_params": "KPNN parameters",
-        "roc_auc": "mean held-out ROC-AUC",
-        "parameter_compression_pct": "100 × (1 − params / full params)",
-        "roc_auc_change_pct": "100 × (ROC-AUC − full ROC-AUC) / full ROC-AUC",
-        "pathway_vs_decoy_auc": "simulator only: AUROC of mean |node weight|, the pathway's TF-level kinases "
-        "vs the decoy kinases at the same depth (NaN if either is absent)",
-    },
-    "kpnn_node_importance": {
-        "network": "full or pruned",
-        "fold": "CV fold; −1 = mean over folds",
-        "scope": "fold or mean",
-        "node": "neuron",
-        "role": "simulator role (pathway_kinase, decoy_kinase, ...); root for the output",
-        "bias": "learned bias",
-        "node_weight": "mean ∂ŷ/∂activation over test cells (KPNN node weight)",
-        "node_weight_abs": "mean |∂ŷ/∂activation|",
-        "rank": "1 = largest node_weight_abs in its fold",
-    },
-    "kpnn_history": {
-        "network": "full or pruned",
-        "fold": "CV fold",
-        "epoch": "epoch",
-        "train_loss": "BCE",
-        "valid_loss": "BCE, inner validation split",
-        "valid_auc": "ROC-AUC, inner validation split",
-    },
-    "kpnn_activations": {
-        "network": "full or pruned",
-        "fold": "fold in which the cell was held out",
-        "cell": "cell",
-        "node": "hidden neuron",
-        "activation": "sigmoid output",
-    },
-    "kpnn_predictions": {
-        "network": "full or pruned",
-        "fold": "fold in which the cell was held out",
-        "cell": "cell",
-        "y_true": "1 = positive class",
-        "y_prob": "predicted probability",
-    },
-}
 
 
 def _fail(what: str, exc: Exception) -> dg.Failure:
@@ -227,7 +147,7 @@ def _build(config: PKNConfig, mdata, truth_signalling, candidates, storage):
     return edges, report["root"], meta
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["pkn_edges"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("pkn_edges"))
 def pkn_edges(
     context: dg.AssetExecutionContext,
     config: PKNConfig,
@@ -296,14 +216,14 @@ def _summary_row(summary: dict, root: str) -> pd.DataFrame:
         "pruned_dag_edges": dg.AssetOut(
             group_name=GROUP,
             kinds={"parquet"},
-            metadata=column_schema(_COLUMNS["pruned_dag_edges"]),
-            description="The smallest DAG of the PKN in which every input reaches the root.",
+            metadata=column_schema("pruned_dag_edges"),
+            description=table_description("pruned_dag_edges"),
         ),
         "pruning_summary": dg.AssetOut(
             group_name=GROUP,
             kinds={"parquet"},
-            metadata=column_schema(_COLUMNS["pruning_summary"]),
-            description="One row: sizes before/after, compression and solver numbers.",
+            metadata=column_schema("pruning_summary"),
+            description=table_description("pruning_summary"),
         ),
     },
     check_specs=[
@@ -423,14 +343,6 @@ KPNN_TABLES = (
     "kpnn_activations",
     "kpnn_predictions",
 )
-_KPNN_DESCRIPTIONS = {
-    "kpnn_metrics": "Held-out metrics per CV fold, full and pruned network.",
-    "kpnn_summary": "Per network: mean metrics, parameters, compression and ROC-AUC change vs full.",
-    "kpnn_node_importance": "Per node, network and fold: learned bias and KPNN node weight; fold −1 = mean.",
-    "kpnn_history": "Training curves per network, fold and epoch.",
-    "kpnn_activations": "Hidden-node activations of held-out cells (long form), for embeddings.",
-    "kpnn_predictions": "Held-out predicted probability per cell and network.",
-}
 
 
 @dg.multi_asset(
@@ -438,8 +350,8 @@ _KPNN_DESCRIPTIONS = {
         name: dg.AssetOut(
             group_name=GROUP,
             kinds={"pytorch", "parquet"} if name == "kpnn_summary" else {"parquet"},
-            description=_KPNN_DESCRIPTIONS[name],
-            metadata=column_schema(_COLUMNS[name]),
+            description=table_description(name),
+            metadata=column_schema(name),
         )
         for name in KPNN_TABLES
     },

@@ -29,139 +29,9 @@ from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.science.reports import enrichment
 from regnet_assets.storage import read_table
 from regnet_assets.storage.parquet import table_files
+from regnet_assets.storage.tables import column_names, table_description
 
 GROUP = "reports"
-
-_COLUMNS = {
-    "ablated_gene_correlation": {
-        "gene": "target gene",
-        "status": "trained | skipped",
-        "reason": "why a gene was skipped",
-        "n_tfs_zeroed": "candidate TFs whose expression was set to 0",
-        "train_spearman": "Spearman of observed vs predicted counts, train metacells",
-        "train_pearson": "Pearson, train metacells",
-        "n_train": "train metacells",
-        "valid_spearman": "Spearman, valid metacells (the score gene_ranks uses)",
-        "valid_pearson": "Pearson, valid metacells",
-        "n_valid": "valid metacells",
-        "best_epoch": "epoch of the best valid Spearman",
-        "epochs_run": "epochs trained",
-        "epochs": "configured epochs",
-        "lr": "configured learning rate",
-        "config_source": "full_model_run (the training config of the run that made the gene's full "
-        "model) or ablation_config (this asset's own config)",
-    },
-    "embeddings": {
-        "representation": "observed_pca, predicted_pca, tf_activity, kpnn_full, kpnn_pruned",
-        "level": "metacell or cell",
-        "fold": "fold (metacell K-fold, or the KPNN's CV fold)",
-        "split": "train (the PCA was fitted on it) or test (held out)",
-        "obs_name": "metacell or cell",
-        "cell_type": "biological label",
-        "batch": "technical label",
-        "dim": "PC, TF or KPNN node",
-        "dim_index": "position of the dim",
-        "value": "coordinate",
-    },
-    "clustering_scores": {
-        "representation": "embedding",
-        "level": "metacell or cell",
-        "fold": "fold",
-        "split": "split scored",
-        "label": "obs column scored",
-        "label_role": "bio or batch",
-        "n_cells": "observations scored",
-        "n_classes": "classes of the label",
-        "silhouette": "raw sklearn ASW (euclidean), in [-1, 1]",
-        "davies_bouldin": "Davies-Bouldin (lower = better separated)",
-        "inv_davies_bouldin": "1 / DB",
-        "calinski_harabasz": "Calinski-Harabasz",
-        "asw_label_scib": "scIB label ASW, (ASW + 1) / 2",
-        "asw_batch_scib": "scIB batch ASW: mean over cell types of mean 1 - |s| (1 = mixed)",
-        "note": "why a score is NaN",
-    },
-    "clustering_score_summary": {
-        "representation": "embedding",
-        "split": "split scored",
-        "label": "obs column",
-        "metric": "score",
-        "mean": "mean over folds",
-        "std": "SD over folds (ddof 1)",
-        "sem": "std / sqrt(n_folds)",
-        "ci_lower": "95% CI, t with n_folds - 1 df",
-        "ci_upper": "95% CI upper",
-        "ci_df": "t degrees of freedom",
-        "n_folds": "folds with a finite value",
-        "fold_min_batch_silhouette": "fold with the lowest raw batch ASW",
-        "fold_max_batch_silhouette": "fold with the highest raw batch ASW",
-    },
-    "gene_ranks": {
-        "gene": "target gene",
-        "metric": "score ranked (valid_spearman)",
-        "score_full": "valid score of the full model",
-        "score_ablated": "valid score without the TF branch",
-        "rank_full": "ascending average rank (n = best) among genes with both scores finite",
-        "rank_ablated": "the same for the ablated model",
-        "rank_diff": "rank_full - rank_ablated: positive = relatively better with TFs (needs TFs)",
-        "avg_rank": "(rank_full + rank_ablated) / 2: overall predictability",
-        "score_delta": "score_full - score_ablated",
-    },
-    "gene_loadings": {
-        "latent": "latent space",
-        "gene": "measured gene",
-        "dim": "latent dimension",
-        "loading": "standardised loading: change in the gene's SD per +1 SD of the dim (fitted linear decoder)",
-    },
-    "latent_rank_report": {
-        "latent": "latent space",
-        "n_obs": "finite observations",
-        "n_dims": "dims",
-        "rank": "numerical rank",
-        "linearly_independent": "rank == n_dims",
-        "dims": "';'-joined dim names",
-    },
-    "dim_importance": {
-        "latent": "latent space",
-        "rank": "1 = most important",
-        "dim": "dimension",
-        "score": "share of standardised explained variance (unnormalised)",
-        "importance": "score / total",
-        "cumulative": "cumulative importance",
-        "selected": "within the cumulative cutoff",
-        "mode": "full or diag",
-    },
-    "gene_program_genes": {
-        "latent": "latent space",
-        "program": "<latent>:<dim>",
-        "dim": "dimension",
-        "gene": "gene",
-        "loading": "standardised loading",
-        "score": "ranking score (see rank_by, residualize)",
-        "sign": "+1 / -1 pole",
-        "rank": "1 = largest |score| in the program",
-        "winner_dim": "selected dim where the gene's |score| is largest",
-        "sd": "expression SD",
-        "frac": "fraction of observations expressing the gene",
-    },
-    "gene_program_enrichment": {
-        "program": "<latent>:<dim>, or shared / unique_<latent> of the comparison",
-        "kind": "dim or comparison",
-        "Gene_set": "GO_BP (shipped, offline)",
-        "Term": "GO term",
-        "Overlap": "hits / term genes in the background",
-        "P-value": "hypergeometric (gseapy)",
-        "Adjusted P-value": "BH over terms with a hit (gseapy)",
-        "Odds Ratio": "gseapy",
-        "Combined Score": "gseapy",
-        "Genes": "';'-joined hits",
-        "n_genes": "program size",
-        "n_in_background": "program genes tested",
-        "background_size": "measured genes",
-        "n_terms_tested": "terms with a background gene",
-        "padj_all_terms": "BH over all those terms",
-        "note": "why a program has no terms",
-    },
-}
 
 
 def _optional(storage: StorageResource, table: str) -> pd.DataFrame | None:
@@ -218,8 +88,8 @@ def _full_model_configs(instance: dg.DagsterInstance, genes: list[str]) -> dict[
         "ablated_gene_correlation": dg.AssetOut(
             group_name=GROUP,
             kinds={"pytorch", "parquet"},
-            metadata=column_schema(_COLUMNS["ablated_gene_correlation"]),
-            description="Valid/train scores of each gene's model trained without its TF branch.",
+            metadata=column_schema("ablated_gene_correlation"),
+            description=table_description("ablated_gene_correlation"),
         )
     },
     ins={
@@ -309,7 +179,7 @@ def ablated_gene_models(
     return dg.Output(out, output_name="ablated_gene_correlation", metadata=meta)
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["gene_ranks"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("gene_ranks"))
 def gene_ranks(
     context: dg.AssetExecutionContext,
     gene_correlation: pd.DataFrame,
@@ -358,7 +228,7 @@ class EmbeddingConfig(dg.Config):
     group_name=GROUP,
     kinds={"parquet"},
     deps=["predictions", "tf_attribution", "kpnn_activations"],
-    metadata=column_schema(_COLUMNS["embeddings"]),
+    metadata=column_schema("embeddings"),
 )
 def embeddings(
     context: dg.AssetExecutionContext,
@@ -452,7 +322,7 @@ class ClusteringConfig(dg.Config):
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["clustering_scores"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("clustering_scores"))
 def clustering_scores(config: ClusteringConfig, embeddings: pd.DataFrame) -> pd.DataFrame:
     """ASW, Davies-Bouldin, Calinski-Harabasz (and scIB ASWs) per representation, fold, split and label."""
     bad = set(config.splits) - {"train", "test"}
@@ -469,7 +339,7 @@ class SummaryConfig(dg.Config):
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Confidence level of the t interval.")
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["clustering_score_summary"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("clustering_score_summary"))
 def clustering_score_summary(
     context: dg.AssetExecutionContext,
     config: SummaryConfig,
@@ -526,12 +396,7 @@ class GeneProgramConfig(dg.Config):
     kpnn_networks: list[str] = Field(default=["full", "pruned"], description="KPNN latents to analyse.")
 
 
-_PROGRAM_OUTS = {
-    "gene_loadings": "Standardised loading of every gene on every dim of each latent space.",
-    "latent_rank_report": "Numerical rank of each latent space (are its dims linearly independent?).",
-    "dim_importance": "Share of standardised explained variance per dim, with the cumulative cutoff.",
-    "gene_program_genes": "Top genes of each selected dim: the gene programs.",
-}
+PROGRAM_TABLES = ("gene_loadings", "latent_rank_report", "dim_importance", "gene_program_genes")
 
 
 def _latents(storage: StorageResource, config: GeneProgramConfig, mc, mdata):
@@ -570,9 +435,12 @@ def _covariate(mdata, name: str) -> pd.Series | None:
 @dg.multi_asset(
     outs={
         name: dg.AssetOut(
-            group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS[name]), description=text
+            group_name=GROUP,
+            kinds={"parquet"},
+            metadata=column_schema(name),
+            description=table_description(name),
         )
-        for name, text in _PROGRAM_OUTS.items()
+        for name in PROGRAM_TABLES
     },
     ins={"metacell_multiome": dg.AssetIn(), "multiome": dg.AssetIn()},
     deps=["tf_attribution", "kpnn_activations"],
@@ -594,7 +462,7 @@ def gene_programs(
     )
     for name, reason in skipped.items():
         context.log.warning(f"latent {name} skipped: {reason}")
-    tables: dict[str, list] = {name: [] for name in _PROGRAM_OUTS}
+    tables: dict[str, list] = {name: [] for name in PROGRAM_TABLES}
     for name, latent, expression, covariate in latents:
         result = rep.latent_programs(
             name,
@@ -610,10 +478,10 @@ def gene_programs(
             specificity_ratio=config.specificity_ratio or None,
             covariate=covariate,
         )
-        for key in _PROGRAM_OUTS:
+        for key in PROGRAM_TABLES:
             tables[key].append(result[key])
     frames = {
-        k: pd.concat(v, ignore_index=True) if v else pd.DataFrame({c: [] for c in _COLUMNS[k]})
+        k: pd.concat(v, ignore_index=True) if v else pd.DataFrame({c: [] for c in column_names(k)})
         for k, v in tables.items()
     }
     imp, rank = frames["dim_importance"], frames["latent_rank_report"]
@@ -645,7 +513,7 @@ def gene_programs(
             else "(none)"
         },
     }
-    for name in _PROGRAM_OUTS:
+    for name in PROGRAM_TABLES:
         yield dg.Output(frames[name], output_name=name, metadata={**common, **extra.get(name, {})})
 
 
@@ -678,7 +546,7 @@ class EnrichmentConfig(dg.Config):
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema(_COLUMNS["gene_program_enrichment"]))
+@dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("gene_program_enrichment"))
 def gene_program_enrichment(
     context: dg.AssetExecutionContext,
     config: EnrichmentConfig,
@@ -686,7 +554,7 @@ def gene_program_enrichment(
     multiome: H5muRef,
     storage: StorageResource,
 ) -> pd.DataFrame:
-    """gseapy ``enrich`` of every program against GO BP (shipped, offline); background = measured genes."""
+    """gseapy `enrich` of every program against GO BP (shipped, offline); background = measured genes."""
     from regnet_assets.science.dataset.reference_data import go_bp_gene_sets
 
     if len(config.compare) not in (0, 2):
@@ -697,7 +565,7 @@ def gene_program_enrichment(
     groups = rep.program_sets(gene_program_genes, config.compare)
     kinds = groups.drop_duplicates("program").set_index("program")["kind"]
     if groups.empty:
-        result = pd.DataFrame({c: pd.Series(dtype=object) for c in _COLUMNS["gene_program_enrichment"]})
+        result = pd.DataFrame({c: pd.Series(dtype=object) for c in column_names("gene_program_enrichment")})
     elif coverage < config.min_symbol_coverage:
         note = (
             f"enrichment skipped: only {coverage:.0%} of the measured genes are GO BP human symbols "
@@ -710,7 +578,7 @@ def gene_program_enrichment(
             groups, background, sets, min_genes=config.min_genes, gene_set_name="GO_BP"
         )
     result.insert(1, "kind", result["program"].map(kinds))
-    result = result.reindex(columns=list(_COLUMNS["gene_program_enrichment"]))
+    result = result.reindex(columns=list(column_names("gene_program_enrichment")))
     tested = result[result["Term"].notna()]
     pair = tuple(f"unique_{n}" for n in config.compare)
     diverging = len(pair) == 2 and all((tested["program"] == p).any() for p in pair)
