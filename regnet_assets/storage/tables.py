@@ -308,26 +308,37 @@ _TABLES = [
     _table(
         "grn_recovery",
         "attribution",
-        "AUROC/AUPRC/sign accuracy of the network vs the true edges, beside correlation and random.",
+        "AUROC/AUPRC/EPR/sign accuracy of the network vs the true edges, beside every baseline.",
         [
             (
                 "method",
                 "string",
-                "regnet (attribution), correlation (|Pearson r| of log1p CP10k expression), random_expected (analytic), random_seeded (one draw)",
+                "regnet (attribution); baselines fitted on the train metacells' log1p CP10k expression: "
+                "correlation (|Pearson r|), spearman (|Spearman rho|), ridge (|RidgeCV coefficient| on "
+                "standardised candidate TFs), elastic_net (|ElasticNetCV coefficient|), grnboost2 "
+                "(arboreto importance, signed by r); motif_count (linked peaks with the TF's motif, unsigned); "
+                "random_expected (analytic), random_seeded (one draw)",
             ),
             ("cell_type", "string", "'all' or the cell type whose metacells and true edges are scored"),
-            ("n_candidates", "int64", "candidate (TF, gene) pairs scored"),
+            ("n_candidates", "int64", "candidate (TF, gene) pairs scored (gene_tf_candidates of the modelled genes)"),
             ("n_true", "int64", "true edges among the candidates"),
             ("auroc", "double", "area under the ROC curve of true TF → gene edges among the candidates"),
             ("auprc", "double", "average precision (area under the precision–recall curve)"),
+            (
+                "epr",
+                "double",
+                "BEELINE early precision ratio: precision of the top-k edges by |score| (k = n_true; ties at "
+                "the k-th score all kept, zero/unscored never) over the prevalence; 1 = random",
+            ),
             ("prevalence", "double", "share of candidates that are true edges (AUPRC of a random ranking)"),
-            ("sign_accuracy", "double", "share of true edges whose predicted sign matches"),
+            ("sign_accuracy", "double", "share of true edges whose predicted sign matches (NaN: unsigned method)"),
             (
                 "n_signed",
                 "int64",
                 "true edges with a non-zero predicted sign (the sign_accuracy denominator)",
             ),
-            ("n_true_outside", "double", "true edges outside the candidates (cannot be recovered)"),
+            ("n_true_outside", "double", "true edges outside the candidates (cannot be recovered); NaN per cell type"),
+            ("note", "string", "why a method has no figures (e.g. arboreto not installed), else empty"),
         ],
     ),
     # network

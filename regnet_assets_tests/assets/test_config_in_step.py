@@ -9,7 +9,7 @@ from regnet_assets.defs.assets.models import TrainingConfig
 from regnet_assets.defs.assets.network import KPNN_DAGSTER_ONLY, KPNNTrainingConfig
 from regnet_assets.defs.config import config_drift
 from regnet_assets.science.attribution.gene_tables import AttributionSettings
-from regnet_assets.science.attribution.grn import RecoverySettings
+from regnet_assets.science.attribution.recovery import RecoverySettings
 from regnet_assets.science.models.config import TrainConfig
 from regnet_assets.science.network.kpnn_training import KPNNConfig
 
