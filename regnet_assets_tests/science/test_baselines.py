@@ -52,7 +52,9 @@ def test_ridge_and_elastic_net_equal_sklearn():
     x = StandardScaler().fit_transform(expr[["T0", "T1", "T2"]].to_numpy())
     y = expr["G1"].to_numpy()
     ridge = RidgeCV(alphas=baselines.RIDGE_ALPHAS).fit(x, y)
-    enet = ElasticNetCV(l1_ratio=0.5, cv=KFold(5, shuffle=True, random_state=3), max_iter=5000).fit(x, y)
+    enet = ElasticNetCV(
+        l1_ratio=0.5, alphas=30, cv=KFold(5, shuffle=True, random_state=3), max_iter=5000
+    ).fit(x, y)
     for model, ref in (("ridge", ridge), ("elastic_net", enet)):
         out = baselines.regression_scores(cand, expr, model, seed=3).set_index(["gene", "tf"])
         coef = out.loc["G1"].loc[["T0", "T1", "T2"], "coef"].to_numpy()
