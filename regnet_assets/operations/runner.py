@@ -12,20 +12,25 @@ result names every failing asset and gene range.
 """
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
 from regnet_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS, defs, make_resources
+from regnet_assets.defs.gene_progress import STAGES
 from regnet_assets.defs.instance import asset_statuses, contiguous_batches, genes_per_run, partitioned_keys
 from regnet_assets.defs.partitions import GENES
 from regnet_assets.defs.pools import initialize_pools
 from regnet_assets.defs.resources import DatasetResource
 from regnet_assets.defs.sensors import RANGE_END, RANGE_START, register_genes
+from regnet_assets.operations.progress import Progress, RunFollower
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+SESSION = "regnet/session"  # the same value on every run of one run_graph call
 
 
 class SelectionError(ValueError):
@@ -110,37 +115,6 @@ def failure_message(result: dg.ExecuteInProcessResult, partitions: str = "") -> 
     return "; ".join(lines) or f"run failed{where}"
 
 
-class Progress:
-    """A text progress bar for genes done / total with the ETA, on any stream."""
-
-    def __init__(self, total: int, write: Callable[[str], None], width: int = 30):
-        self.total, self.write, self.width = total, write, width
-        self.done, self.started = 0, time.monotonic()
-
-    def line(self, done: int, note: str = "") -> str:
-        self.done = done
-        elapsed = time.monotonic() - self.started
-        filled = int(self.width * done / self.total) if self.total else self.width
-        eta = elapsed / done * (self.total - done) if done else float("nan")
-        eta_text = "--:--" if eta != eta else _clock(eta)
-        return (
-            f"[{'#' * filled}{'.' * (self.width - filled)}] genes {done}/{self.total} "
-            f"elapsed {_clock(elapsed)} ETA {eta_text}{'  ' + note if note else ''}"
-        )
-
-    def update(self, done: int, note: str = "") -> None:
-        self.write(self.line(done, note))
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return (
-        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60:02d}:{seconds % 60:02d}"
-    )
-
-
 def gene_batches(instance: dg.DagsterInstance, genes: Sequence[str] | None, size: int) -> list[list[str]]:
     """The requested genes (default: all) cut into contiguous ranges in insertion order."""
     order = instance.get_dynamic_partitions(GENES)
@@ -179,17 +153,24 @@ def run_graph(
     config = {**QUIET, **(run_config or {})}
     size = batch_size or genes_per_run(ALL_ASSETS)
 
-    def run(selection, label, tags=None, partitions="") -> str | None:
+    session = uuid.uuid4().hex
+
+    def run(selection, label, tags=None, partitions="", follow=None) -> str | None:
+        """One run; ``follow`` receives its progress lines while it executes."""
         summary.runs += 1
-        result = dg.materialize(
-            [*ALL_ASSETS, *ALL_CHECKS],
-            selection=list(selection),
-            resources=resources,
-            instance=instance,
-            tags=tags or {},
-            raise_on_error=False,
-            run_config=_config_for(config, selection),
-        )
+        tags = {SESSION: session, **(tags or {})}
+        with RunFollower(instance, tags, follow) if follow else nullcontext() as follower:
+            result = dg.materialize(
+                [*ALL_ASSETS, *ALL_CHECKS],
+                selection=list(selection),
+                resources=resources,
+                instance=instance,
+                tags=tags,
+                raise_on_error=False,
+                run_config=_config_for(config, selection),
+            )
+        if follower is not None and follower.error is not None:
+            echo(f"(the progress of {label} could not be followed: {follower.error})")
         failure = failure_message(result, partitions)
         if not failure:
             summary.assets |= set(selection)
@@ -214,18 +195,18 @@ def run_graph(
             f"{summary.genes_total} gene(s) in {len(batches)} run(s) of at most {size} "
             f"({summary.genes_new} newly registered)"
         )
-        bar = Progress(summary.genes_total, progress or echo)
-        bar.update(0)
-        processed = 0
+        stages = [stage for stage, key in STAGES.items() if dg.AssetKey(key) in partitioned]
+        bar = Progress(summary.genes_total, progress or echo, stages, runs=len(batches))
         for n, batch in enumerate(batches, 1):
             span = f"{batch[0]}…{batch[-1]}" if len(batch) > 1 else batch[0]
-            failure = run(partitioned, f"genes {span}", {RANGE_START: batch[0], RANGE_END: batch[-1]}, span)
+            bar.start_run(n, len(batch))
+            tags = {RANGE_START: batch[0], RANGE_END: batch[-1]}
+            failure = run(partitioned, f"genes {span}", tags, span, follow=bar.event)
             if failure:
                 summary.failures.append(failure)
             else:
                 summary.genes_done += len(batch)
-            processed += len(batch)
-            bar.update(processed, f"run {n}/{len(batches)} {'FAILED' if failure else 'ok'}")
+            bar.end_run(not failure, f"run {n}/{len(batches)} {'FAILED' if failure else 'ok'}")
     if missing_only and not summary.failures:
         after = _pending(instance, after)
     if after and not summary.failures:

@@ -17,6 +17,7 @@ import pandas as pd
 from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.assets.models import GENES_PER_RUN
 from regnet_assets.defs.config import science_field, to_science
+from regnet_assets.defs.gene_progress import attribution_progress
 from regnet_assets.defs.metadata import column_schema, figure_metadata
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
@@ -131,6 +132,7 @@ def tf_attribution(
                 n_steps=settings.n_steps,
                 device=torch_device,
                 method=settings.method,
+                progress=attribution_progress(context.log.info, len(inputs)),
             )
             if inputs
             else []

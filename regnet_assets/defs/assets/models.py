@@ -12,6 +12,7 @@ from pydantic import Field
 
 from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.config import science_field, to_science
+from regnet_assets.defs.gene_progress import TrainingProgress
 from regnet_assets.defs.metadata import column_schema, figure_metadata
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
@@ -115,7 +116,11 @@ def gene_models(
     for gene, reason in skipped.items():
         context.log.warning(f"skipping gene {gene}: {reason}")
     torch_device = device.resolve()
-    results = train_genes(inputs, config.to_science(), device=torch_device) if inputs else []
+    progress = TrainingProgress(context.log.info, len(inputs))
+    results = (
+        train_genes(inputs, config.to_science(), device=torch_device, progress=progress) if inputs else []
+    )
+    progress.finish()
     for result in results:
         result.checkpoint.save(model_path(storage.path, result.gene))
 

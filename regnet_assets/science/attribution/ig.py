@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -208,6 +208,7 @@ def integrated_gradients(
     engine: Literal["head", "full"] = "head",
     method: Literal["gausslegendre", "exact"] = "gausslegendre",
     dtype: torch.dtype = torch.float32,
+    progress: Callable[[int], None] | None = None,
 ) -> list[GeneAttribution]:
     """TF-expression Integrated Gradients for every gene and every metacell of ``inputs``.
 
@@ -215,6 +216,7 @@ def integrated_gradients(
     at a time (None: as many as keep the sequence encoder's largest tensor within
     ~4·``max_elements`` values; genes with different ModelSpecs go to different chunks);
     metacells are chunked so that no other intermediate exceeds ~``max_elements`` values.
+    ``progress`` is called after every chunk with the number of genes attributed so far.
     ``engine``: ``"head"`` (fast, see module doc) or ``"full"`` (the model's own forward at every
     step). Equal to captum's ``IntegratedGradients(multiply_by_inputs=True)`` with its default
     ``gausslegendre`` method, baseline TF expression 0, in eval mode.
@@ -260,6 +262,8 @@ def integrated_gradients(
             ),
         ):
             results[i] = out
+        if progress is not None:
+            progress(sum(r is not None for r in results))
     return results  # type: ignore[return-value]
 
 
