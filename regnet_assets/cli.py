@@ -57,9 +57,10 @@ def _genes(text: str | None) -> list[str] | None:
 
 
 def _progress_writer():
-    """Overwrite one line on a terminal; one line per update otherwise (logs, CI)."""
+    """Overwrite one line on a terminal (clearing what a longer line left); one line per update
+    otherwise (logs, CI)."""
     if sys.stderr.isatty():
-        return lambda line: print("\r" + line, end="", file=sys.stderr, flush=True)
+        return lambda line: print("\r" + line + "\x1b[K", end="", file=sys.stderr, flush=True)
     return lambda line: print(line, file=sys.stderr, flush=True)
 
 
