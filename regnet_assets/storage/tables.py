@@ -462,7 +462,7 @@ _TABLES = [
             (
                 "pathway_vs_decoy_auc",
                 "double",
-                "simulator only: AUROC of the control-corrected node importance (kpnn_node_importance.importance), the pathway's TF-level kinases vs the decoy kinases at the same depth (NaN if either is absent)",
+                "simulator only: AUROC of mean |node weight|, the pathway's TF-level kinases vs the decoy kinases at the same depth (NaN if either is absent)",
             ),
             ("n_edges", "int64", "edges of the network"),
             ("n_inputs", "int64", "input genes"),
@@ -488,19 +488,9 @@ _TABLES = [
             ("is_output", "bool", "the output (root) neuron"),
             ("bias", "float", "learned bias"),
             ("node_weight", "float", "mean ∂ŷ/∂activation over test cells (KPNN node weight)"),
-            ("node_weight_abs", "float", "mean |∂ŷ/∂activation| (for comparison; not what is ranked)"),
-            (
-                "control_weight",
-                "float",
-                "node_weight of the same network trained on control inputs (every gene equally predictive)",
-            ),
-            (
-                "importance",
-                "double",
-                "min–max scaled |node_weight| minus the same of |control_weight| over the fold's hidden nodes (KPNN's control correction); mean over folds on mean rows",
-            ),
-            ("importance_sd", "double", "SD (ddof 0) over folds of importance (mean rows only)"),
-            ("rank", "double", "1 = largest importance in its fold"),
+            ("node_weight_abs", "float", "mean |∂ŷ/∂activation|"),
+            ("node_weight_abs_sd", "float", "SD (ddof 0) over folds of node_weight_abs (mean rows only)"),
+            ("rank", "double", "1 = largest node_weight_abs in its fold"),
         ],
     ),
     _table(

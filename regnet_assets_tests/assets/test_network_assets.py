@@ -62,8 +62,6 @@ COLUMNS = {
         "bias",
         "node_weight",
         "node_weight_abs",
-        "control_weight",
-        "importance",
         "rank",
     },
     "kpnn_history": {"network", "fold", "epoch", "train_loss", "valid_loss", "valid_auc"},
@@ -173,10 +171,9 @@ def test_true_signalling_nodes_rank_above_decoy_kinases(run):
     mean = imp[(imp["scope"] == "mean") & ~imp["is_output"]]
     full = mean[mean["network"] == "full"].set_index("node")
     assert {"pathway_kinase", "pathway_upstream", "decoy_kinase"} <= set(full["role"])
-    # control-corrected importance: above the decoys', which connectivity alone explains
-    true = full.loc[full["role"].isin(["pathway_kinase", "pathway_upstream"]), "importance"]
-    decoy = full.loc[full["role"] == "decoy_kinase", "importance"]
-    assert true.mean() > decoy.mean() + 0.1, (true.to_dict(), decoy.to_dict())
+    true = full.loc[full["role"].isin(["pathway_kinase", "pathway_upstream"]), "node_weight_abs"]
+    decoy = full.loc[full["role"] == "decoy_kinase", "node_weight_abs"]
+    assert true.mean() > 2 * decoy.mean(), (true.to_dict(), decoy.to_dict())
     # like for like (the decoys are siblings of the TF-level kinases): most pairs ordered right
     summary = read_table(storage, "kpnn_summary").set_index("network")
     assert summary.loc["full", "pathway_vs_decoy_auc"] >= 0.75
@@ -185,7 +182,7 @@ def test_true_signalling_nodes_rank_above_decoy_kinases(run):
     # per-fold rows and their mean agree
     folds = imp[(imp["scope"] == "fold") & (imp["network"] == "full")]
     assert np.allclose(
-        folds.groupby("node")["importance"].mean().reindex(full.index), full["importance"]
+        folds.groupby("node")["node_weight_abs"].mean().reindex(full.index), full["node_weight_abs"]
     )
 
 

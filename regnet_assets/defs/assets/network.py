@@ -431,9 +431,7 @@ def _kpnn_metadata(storage: StorageResource, tables: dict, common: dict) -> dict
     metadata["kpnn_node_importance"].update(
         {
             **figure_metadata(storage, "kpnn_node_importance", png_bytes(plot_node_importance(imp))),
-            "top_nodes_full": markdown(
-                top[["node", "role", "importance", "node_weight", "control_weight", "bias"]]
-            ),
+            "top_nodes_full": markdown(top[["node", "role", "node_weight_abs", "node_weight", "bias"]]),
             "pathway_vs_decoy_auc": dg.MetadataValue.json(dict(zip(summary["network"], truth))),
         }
     )

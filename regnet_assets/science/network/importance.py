@@ -1,22 +1,11 @@
 """Node importance of a trained KPNN against the simulator's truth: each node's role, the
-per-fold and mean importance table, the pathway-vs-decoy AUROC, and its figure.
-
-Importance follows the KPNN paper (Fortelny & Bock 2020): a node's weight is the mean over test
-cells of ∂ŷ/∂activation, ranked by its magnitude |mean gradient| (a node that pushes ŷ one way
-in every cell), not by mean |gradient| (which any node with a steep but inconsistent effect
-collects). Weights are min–max scaled over the hidden nodes of each fold, and the same measure
-on the control inputs (:func:`.kpnn_training.control_inputs`, every gene equally predictive) is
-subtracted: what remains is what the data, not the node's connectivity, gives it.
-"""
+per-fold and mean importance table, the pathway-vs-decoy AUROC, and its figure."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 __all__ = [
-    "corrected_importance",
     "node_roles",
     "simulator_roles",
     "importance_table",
@@ -56,52 +45,28 @@ def node_roles(gene_roles: pd.DataFrame | None, truth_signalling: pd.DataFrame |
     return roles
 
 
-def _minmax(v: np.ndarray) -> np.ndarray:
-    span = np.ptp(v) if len(v) else 0.0
-    return (v - v.min()) / span if span > 0 else np.zeros_like(v)
-
-
-def corrected_importance(node_weight, control_weight) -> np.ndarray:
-    """min–max scaled |node_weight| minus min–max scaled |control_weight| (one fold's hidden
-    nodes; both mean ∂ŷ/∂a over test cells): −1..1, above 0 when the data make a node more
-    important than its connectivity alone does."""
-    real = np.abs(np.asarray(node_weight, np.float64))
-    control = np.abs(np.asarray(control_weight, np.float64))
-    if real.shape != control.shape:
-        raise ValueError(f"node_weight has shape {real.shape} but control_weight {control.shape}")
-    return _minmax(real) - _minmax(control)
-
-
 def importance_table(node_weights: pd.DataFrame, network: str, roles: dict[str, str]) -> pd.DataFrame:
-    """Per-fold rows plus mean-over-folds rows (``fold = -1``, ``scope = "mean"``) with
-    :func:`corrected_importance` per fold, ranked within each (network, fold) by it (1 = most
-    important; the output unranked)."""
-    per_fold = node_weights.reset_index(drop=True).assign(scope="fold", importance=np.nan)
-    hidden_rows = ~per_fold["is_output"].astype(bool)
-    for _, rows in per_fold[hidden_rows].groupby("fold").groups.items():
-        per_fold.loc[rows, "importance"] = corrected_importance(
-            per_fold.loc[rows, "node_weight"], per_fold.loc[rows, "control_weight"]
-        )
+    """Per-fold rows plus mean-over-folds rows (``fold = -1``, ``scope = "mean"``), ranked
+    within each (network, fold) by mean |node weight| (1 = most important; the output unranked)."""
+    per_fold = node_weights.assign(scope="fold")
     mean = (
-        per_fold.groupby("node", sort=False)
+        node_weights.groupby("node", sort=False)
         .agg(
             bias=("bias", "mean"),
             node_weight=("node_weight", "mean"),
             node_weight_abs=("node_weight_abs", "mean"),
-            control_weight=("control_weight", "mean"),
-            importance=("importance", "mean"),
             is_output=("is_output", "first"),
         )
         .reset_index()
         .assign(fold=-1, scope="mean")
     )
-    sd = per_fold.groupby("node", sort=False)["importance"].std(ddof=0)
+    sd = node_weights.groupby("node", sort=False)["node_weight_abs"].std(ddof=0)
     table = pd.concat([per_fold, mean], ignore_index=True)
-    table["importance_sd"] = table["node"].map(sd).where(table["scope"] == "mean")
+    table["node_weight_abs_sd"] = table["node"].map(sd).where(table["scope"] == "mean")
     table.insert(0, "network", network)
     table["role"] = table["node"].map(roles).fillna("").where(~table["is_output"].astype(bool), "root")
     hidden = ~table["is_output"].astype(bool)
-    table["rank"] = table[hidden].groupby("fold")["importance"].rank(ascending=False, method="min")
+    table["rank"] = table[hidden].groupby("fold")["node_weight_abs"].rank(ascending=False, method="min")
     cols = [
         "network",
         "fold",
@@ -112,25 +77,23 @@ def importance_table(node_weights: pd.DataFrame, network: str, roles: dict[str, 
         "bias",
         "node_weight",
         "node_weight_abs",
-        "control_weight",
-        "importance",
-        "importance_sd",
+        "node_weight_abs_sd",
         "rank",
     ]
     return table[cols].sort_values(["fold", "rank"], na_position="last", ignore_index=True)
 
 
 def pathway_vs_decoy_auc(importance: pd.DataFrame) -> float:
-    """AUROC (sklearn) of the mean corrected importance for the pathway's TF-level kinases
-    (positives) against the decoy kinases, which sit at the same depth: 1 = every true kinase
-    above every decoy, 0.5 = chance; NaN when either is absent (e.g. a pruned network that kept
-    no true kinase)."""
+    """AUROC of mean |node weight| for the pathway's TF-level kinases (positives) against the decoy
+    kinases, which sit at the same depth: 1 = every true kinase above every decoy, 0.5 = chance;
+    NaN when either is absent (e.g. a pruned network that kept no true kinase)."""
     mean = importance[(importance["scope"] == "mean") & ~importance["is_output"].astype(bool)]
-    pos = mean.loc[mean["role"].isin(PATHWAY_ROLES), "importance"].to_numpy(float)
-    neg = mean.loc[mean["role"].isin(DECOY_ROLES), "importance"].to_numpy(float)
+    pos = mean.loc[mean["role"].isin(PATHWAY_ROLES), "node_weight_abs"].to_numpy(float)
+    neg = mean.loc[mean["role"].isin(DECOY_ROLES), "node_weight_abs"].to_numpy(float)
     if not len(pos) or not len(neg):
         return float("nan")
-    return float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
 
 
 def simulator_roles(mdata) -> dict[str, str]:
@@ -156,7 +119,7 @@ _ROLE_COLOURS = {
 
 
 def plot_node_importance(importance: pd.DataFrame, top: int = 30):
-    """Top ``top`` hidden nodes by mean corrected importance per network, coloured by simulator role."""
+    """Top ``top`` hidden nodes by mean |node weight| per network, coloured by simulator role."""
     from regnet_assets.science.common.figures import figure
 
     mean = importance[(importance["scope"] == "mean") & ~importance["is_output"].astype(bool)]
@@ -165,13 +128,10 @@ def plot_node_importance(importance: pd.DataFrame, top: int = 30):
         ncols=max(len(networks), 1), figsize=(5 * max(len(networks), 1), 0.22 * top + 1.5), squeeze=False
     )
     for ax, net in zip(axes[0], networks):
-        rows = mean[mean["network"] == net].nlargest(top, "importance").iloc[::-1]
+        rows = mean[mean["network"] == net].nlargest(top, "node_weight_abs").iloc[::-1]
         colours = [_ROLE_COLOURS.get(r, _ROLE_COLOURS[""]) for r in rows["role"]]
-        ax.barh(rows["node"], rows["importance"], xerr=rows["importance_sd"], color=colours)
-        ax.set(
-            xlabel="importance: scaled |mean ∂ŷ/∂a| − the same on control inputs",
-            title=f"{net} network: top {len(rows)}",
-        )
+        ax.barh(rows["node"], rows["node_weight_abs"], xerr=rows["node_weight_abs_sd"], color=colours)
+        ax.set(xlabel="mean |node weight| (∂ŷ/∂a, test cells)", title=f"{net} network: top {len(rows)}")
         ax.tick_params(axis="y", labelsize=7)
     present = [r for r in _ROLE_COLOURS if r and r in set(mean["role"])]
     if present:

@@ -1,9 +1,7 @@
 """Training and stratified cross-validation of a :class:`~regnet_assets.science.network.kpnn.KPNN`.
 
 Adam + BCE with early stopping on an inner validation split of the training folds, never the test
-fold; per fold the held-out metrics, node weights, activations and predictions. Each fold also
-trains the same network on :func:`control_inputs` (the KPNN paper's control), whose node weights
-:mod:`.importance` uses to correct for uneven connectivity.
+fold; per fold the held-out metrics, node weights, activations and predictions.
 """
 
 from __future__ import annotations
@@ -29,12 +27,9 @@ __all__ = [
     "KPNN_REFERENCE",
     "KPNNCVResult",
     "cross_validate_kpnn",
-    "control_inputs",
     "cross_validate_network",
     "train_kpnn",
 ]
-
-CONTROL_NOISE = 1.0  # SD of the noise on the label that orders a control gene (each gene's AUROC ≈ 0.76)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -222,7 +217,7 @@ class KPNNCVResult:
 
     metrics: pd.DataFrame  # fold, accuracy, precision, recall, f1, roc_auc, n_params, best_epoch, ...
     history: pd.DataFrame  # fold, epoch, train_loss, valid_loss, valid_auc
-    node_weights: pd.DataFrame  # fold, node, bias, node_weight, node_weight_abs, control_weight, is_output
+    node_weights: pd.DataFrame  # fold, node, bias, node_weight, node_weight_abs, is_output
     activations: pd.DataFrame  # cells × hidden nodes (test-fold activations) + "fold"
     predictions: pd.DataFrame  # cell, fold, y_true, y_prob
     config: dict = field(default_factory=dict)
@@ -309,29 +304,11 @@ def cross_validate_network(
     return result, about
 
 
-def control_inputs(X: np.ndarray, y: np.ndarray, seed: int, noise: float = CONTROL_NOISE) -> np.ndarray:
-    """The KPNN paper's control inputs: every gene equally predictive of ``y``.
-
-    Each gene keeps its own values (its marginal, so the input scaling is unchanged) but they are
-    handed out to the cells in the order of ``y + N(0, noise²)``, drawn independently per gene
-    (``numpy.random.default_rng(seed)``). A node's weight on these inputs then measures only how
-    much signal its place in the network can collect, the bias the paper corrects for.
-    """
-    X = np.asarray(X)
-    rng = np.random.default_rng(seed)
-    key = np.asarray(y, np.float64)[:, None] + noise * rng.standard_normal(X.shape)
-    out = np.empty_like(X)
-    cols = np.arange(X.shape[1])
-    out[np.argsort(key, axis=0, kind="stable"), cols] = np.sort(X, axis=0)
-    return out
-
-
 def _cross_validate(Xm, cell_index, y, edges, inputs, root, config, n_folds, device) -> KPNNCVResult:
     from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
     skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=config.seed)
-    Xc = control_inputs(Xm, y, config.seed)
     metrics, histories, weights, acts, preds, order = [], [], [], [], [], []
     for fold, (train_idx, test_idx) in enumerate(skf.split(Xm, y)):
         tr_idx, va_idx = train_test_split(
@@ -379,21 +356,6 @@ def _cross_validate(Xm, cell_index, y, edges, inputs, root, config, n_folds, dev
             }
         )
         sens = node_sensitivity(model, Xtest)
-        control, _, _ = _train(
-            edges,
-            inputs,
-            root,
-            Xc[tr_idx],
-            y[tr_idx],
-            Xc[va_idx],
-            y[va_idx],
-            config,
-            device,
-            config.seed + fold,
-        )
-        control_sens = node_sensitivity(
-            control, torch.as_tensor(Xc[test_idx], dtype=torch.float32, device=dev)
-        )
         bias = model.bias.detach().cpu().numpy()
         nw = pd.DataFrame(
             {
@@ -402,7 +364,6 @@ def _cross_validate(Xm, cell_index, y, edges, inputs, root, config, n_folds, dev
                 "bias": bias,
                 "node_weight": np.r_[sens.mean(0), np.nan],
                 "node_weight_abs": np.r_[np.abs(sens).mean(0), np.nan],
-                "control_weight": np.r_[control_sens.mean(0), np.nan],
                 "is_output": [False] * len(model.hidden) + [True],
             }
         )
