@@ -46,12 +46,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.special import expit
 
 from regnet_assets.atomic import write_atomic
 from regnet_assets.science.dataset import motifs as motif_lib
 from regnet_assets.science.dataset.reference_data import dorothea
-from regnet_assets.science.dataset.sparse_counts import sparse_nb_counts
 
 # (source, target, sign, level) — every edge is present with this sign in signalling_pkn().
 # TGF-beta receptor 2 activates TAK1 (MAP3K7), which activates IKK-beta, JNK1 and p38-alpha;
@@ -70,8 +68,6 @@ DEFAULT_HIERARCHY: tuple[tuple[str, str, int, str], ...] = (
 DEFAULT_DECOY_KINASES: tuple[str, ...] = ("CDK2", "GSK3B", "PRKACA", "CSNK2A1")
 
 CONDITIONS = ("control", "stimulated")
-PRESETS = ("default", "small", "hard", "large")
-SYNTHETIC_GENE_PREFIX = "SIMG"  # background genes beyond the real names: SIMG00001, ...
 _CONFIDENCE_RANK = {"A": 0, "B": 1, "C": 2}
 
 
@@ -96,7 +92,7 @@ class SimulationConfig:
     peaks_per_gene: tuple[int, int] = (20, 40)
     n_cell_types: int = 4
     n_batches: int = 2
-    n_background_genes: int = 0  # real DoRothEA target names first, then synthetic SIMG names
+    n_background_genes: int = 0
     n_chromosomes: int = 5
     # genome / peaks
     peak_length: int = 256
@@ -119,25 +115,16 @@ class SimulationConfig:
     weak_weight_range: tuple[float, float] = (0.1, 0.25)
     type_specific_edge_fraction: float = 0.3
     repressor_regulator_fraction: float = 0.25  # regulators chosen among DoRothEA repressors
-    # harder mechanisms (all off by default; see :meth:`hard`)
-    missed_site_fraction: float = 0.0  # true edges whose sites score just under the scan threshold
-    paralog_pairs: int = 0  # regulators given a co-expressed decoy paralog that binds the same sites
-    paralog_correlation: float = 0.8  # activity correlation of a regulator and its paralog
-    cooperative_gene_fraction: float = 0.0  # targets whose first two activators act only together
     # accessibility
     peak_tf_response: float = 1.0  # gamma: functional-peak openness per unit TF activity
     peak_effect: float = 0.3  # beta: target log-mean per unit functional-peak openness
     peak_type_sd: float = 0.4
     peak_noise_sd: float = 0.4
     closed_offset: float = 1.5  # type-restricted functional peaks are this much closer elsewhere
-    chromatin_factors: int = 0  # per-cell chromatin states, independent of TF activity
-    chromatin_factor_sd: float = 0.0  # openness sd they add to every peak
     atac_mean_count: float = 0.3
     # counts and technical effects
     target_mean_count: float = 2.0
     tf_mean_count: float = 3.0
-    background_mean_count: float = 2.0  # median of background genes' means (log-normal)
-    background_log_sd: float = 0.6
     rna_dispersion: float = 0.2
     atac_dispersion: float = 0.1
     library_sd: float = 0.35
@@ -149,9 +136,6 @@ class SimulationConfig:
     signal_expression_coupling: float = 0.6
     hierarchy: tuple[tuple[str, str, int, str], ...] = DEFAULT_HIERARCHY
     decoy_kinases: tuple[str, ...] = DEFAULT_DECOY_KINASES
-    # 'all': rna.layers['true_rate'] dense for every gene; 'targets': CSR holding only the
-    # target genes' rates (the oracle needs no more, and cells x 20,000 genes would not fit)
-    true_rate_genes: str = "all"
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -199,19 +183,6 @@ class SimulationConfig:
         check(0 < self.gc_content < 1, "gc_content must be in (0, 1)")
         check(0 < self.stimulated_fraction < 1, "stimulated_fraction must be in (0, 1)")
         check(0 < self.motif_pvalue < 1, "motif_pvalue must be in (0, 1)")
-        for name in ("missed_site_fraction", "cooperative_gene_fraction"):
-            check(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1], got {getattr(self, name)}")
-        check(0 <= self.paralog_correlation < 1, "paralog_correlation must be in [0, 1)")
-        check(self.paralog_pairs >= 0, "paralog_pairs must be >= 0")
-        check(
-            self.paralog_pairs <= min(self.regulators - len(pathway_tfs), self.n_tfs - self.regulators),
-            "paralog_pairs must be <= both the non-pathway regulators and the decoy TFs",
-        )
-        check(self.chromatin_factors >= 0, "chromatin_factors must be >= 0")
-        check(
-            self.true_rate_genes in ("all", "targets"),
-            f"true_rate_genes must be 'all' or 'targets', got {self.true_rate_genes!r}",
-        )
 
     @property
     def regulators(self) -> int:
@@ -237,76 +208,6 @@ class SimulationConfig:
         )
         params.update(overrides)
         return cls(**params)
-
-    @classmethod
-    def hard(cls, seed: int = 0, **overrides) -> SimulationConfig:
-        """The default sizes with the harder, more realistic mechanisms switched on.
-
-        * candidates come from the motif scan, not the truth: 25 % of true edges bind through a
-          site scoring just under the scan threshold, so a scan misses them unless a chance hit
-          of the same TF lies in another linked peak;
-        * 6 regulators get a decoy paralog (the eligible TF with the most similar JASPAR motif)
-          whose activity correlates at 0.8 and whose motif sits beside each of the regulator's
-          functional sites: a correlated decoy with the same motif evidence;
-        * 30 % of targets with two activators need both (an AND gate, see :func:`_and_gate`);
-        * half of the edges act in some cell types only; 35 % of regulators are repressors;
-        * accessibility has its own cell-type programme, 2 chromatin states and noise, and
-          follows TF activity weakly, so the peaks are no second copy of the TF signal.
-        """
-        params = dict(
-            seed=seed,
-            missed_site_fraction=0.25,
-            paralog_pairs=6,
-            cooperative_gene_fraction=0.3,
-            type_specific_edge_fraction=0.5,
-            repressor_regulator_fraction=0.35,
-            peak_tf_response=0.4,
-            peak_type_sd=0.8,
-            peak_noise_sd=0.6,
-            chromatin_factors=2,
-            chromatin_factor_sd=0.4,
-        )
-        params.update(overrides)
-        return cls(**params)
-
-    @classmethod
-    def large(cls, seed: int = 0, n_genes: int = 20_000, **overrides) -> SimulationConfig:
-        """A 10x-multiome-sized dataset: 50,000 cells, ``n_genes`` genes of which 2,000 are
-        targets with ground truth, ~100,000 peaks of 256 bp; sparsity like real data (RNA
-        ~90 % zeros, ATAC ~97 %). Background genes fill ``n_genes`` (synthetic names beyond the
-        real ones); ``true_rate`` holds the targets only."""
-        params = dict(
-            seed=seed,
-            n_cells=50_000,
-            n_target_genes=2_000,
-            n_tfs=150,
-            regulator_fraction=0.6,
-            peaks_per_gene=(40, 60),
-            n_cell_types=8,
-            n_batches=4,
-            n_chromosomes=22,
-            target_mean_count=0.8,
-            tf_mean_count=1.0,
-            background_mean_count=0.02,
-            background_log_sd=1.5,
-            atac_mean_count=0.025,
-            true_rate_genes="targets",
-        )
-        params.update(overrides)
-        if "n_background_genes" not in overrides:
-            probe = cls(**params)
-            fixed = probe.n_target_genes + probe.n_tfs + len(_signalling_nodes(probe))
-            params["n_background_genes"] = max(0, n_genes - fixed)
-        return cls(**params)
-
-    @classmethod
-    def preset(cls, name: str, seed: int = 0, **overrides) -> SimulationConfig:
-        """The named preset (one of :data:`PRESETS`) with ``seed`` and field overrides."""
-        if name not in PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {name!r}")
-        if name == "default":
-            return cls(seed=seed, **overrides)
-        return getattr(cls, name)(seed=seed, **overrides)
 
     def to_json(self) -> str:
         """JSON of every field (stored in the file so a dataset says how it was made)."""
@@ -383,14 +284,7 @@ def _select_genes(config: SimulationConfig, rng: np.random.Generator, pfms):
     repressors = _choose(rng, repressor_pool, n_repressors)
     others = _choose(rng, eligible, n_reg - len(pathway) - n_repressors, exclude=pathway + repressors)
     regulators = list(pathway) + repressors + others
-    paralogs: list[tuple[str, str]] = []  # (regulator, its decoy paralog)
-    with_paralog = [t for t in regulators if t not in pathway]
-    for reg in _choose(rng, with_paralog, config.paralog_pairs) if config.paralog_pairs else []:
-        taken = set(regulators) | {d for _r, d in paralogs}
-        pool = [t for t in eligible if t not in taken]
-        paralogs.append((reg, max(pool, key=lambda t: (_motif_similarity(pfms[reg], pfms[t]), t))))
-    decoy_tfs = [d for _r, d in paralogs]
-    decoy_tfs += _choose(rng, eligible, config.n_tfs - n_reg - len(paralogs), exclude=regulators + decoy_tfs)
+    decoy_tfs = _choose(rng, eligible, config.n_tfs - n_reg, exclude=regulators)
     tfs = regulators + decoy_tfs
 
     # targets: never a TF with a JASPAR motif (so "TF" means the same thing everywhere) nor a
@@ -442,21 +336,7 @@ def _select_genes(config: SimulationConfig, rng: np.random.Generator, pfms):
     counts = edges.groupby("gene").size()
     if counts.min() < lo:
         raise ValueError(f"some target genes have fewer than {lo} regulators")
-    return tfs, regulators, targets, edges, paralogs
-
-
-def _motif_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """How alike two PFMs are: the best, over offsets and both strands of ``b``, summed column
-    agreement 1 - TV(p_a, p_b) divided by the longer width (1 = identical motifs)."""
-    pa = a / a.sum(axis=0, keepdims=True)
-    best = 0.0
-    for pb in (b / b.sum(axis=0, keepdims=True), (b / b.sum(axis=0, keepdims=True))[::-1, ::-1]):
-        wa, wb = pa.shape[1], pb.shape[1]
-        for offset in range(-wb + 1, wa):
-            ia = np.arange(max(0, offset), min(wa, offset + wb))
-            agree = (1 - 0.5 * np.abs(pa[:, ia] - pb[:, ia - offset]).sum(axis=0)).sum()
-            best = max(best, float(agree) / max(wa, wb))
-    return best
+    return tfs, regulators, targets, edges
 
 
 # --------------------------------------------------------------------------------------------
@@ -510,10 +390,9 @@ def _make_peaks(config, rng, layout: pd.DataFrame, targets: list[str]) -> pd.Dat
     return peaks
 
 
-def _sample_site(rng, counts: np.ndarray, threshold: float, tries: int = 256, weak: bool = False) -> str:
+def _sample_site(rng, counts: np.ndarray, threshold: float, tries: int = 256) -> str:
     """A motif instance drawn from the PFM's base frequencies, conditioned on scoring at least
-    the scan threshold (so every planted site is detectable at the scan p-value); ``weak``: the
-    best-scoring draw that stays *under* it (a real but degenerate site that a scan misses)."""
+    the scan threshold (so every planted site is detectable at the scan p-value)."""
     probs = counts / counts.sum(axis=0, keepdims=True)
     int_lo = motif_lib.discretise(motif_lib.pwm_log_odds(counts))
     width = counts.shape[1]
@@ -521,21 +400,13 @@ def _sample_site(rng, counts: np.ndarray, threshold: float, tries: int = 256, we
     draws = (rng.random((tries, width))[:, None, :] > cum[None, :, :]).sum(axis=1)
     draws = np.minimum(draws, 3)
     scores = int_lo[draws, np.arange(width)[None, :]].sum(axis=1)
-    cut = int(round(threshold * motif_lib.DEFAULT_RESOLUTION))
-    if weak:
-        below = np.nonzero(scores < cut)[0]
-        word = draws[below[np.argmax(scores[below])]] if below.size else int_lo.argmin(axis=0)
-        return "".join(motif_lib.BASES[i] for i in word)
-    ok = np.nonzero(scores >= cut)[0]
+    ok = np.nonzero(scores >= int(round(threshold * motif_lib.DEFAULT_RESOLUTION)))[0]
     word = draws[ok[0]] if ok.size else int_lo.argmax(axis=0)
     return "".join(motif_lib.BASES[i] for i in word)
 
 
-def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds, paralogs):
-    """Background sequences plus planted sites; returns sequences and the per-peak truth table.
-
-    An edge with ``detectable`` False gets weak (sub-threshold) sites; a regulator with a
-    paralog gets the paralog's site in the other half of each of its functional peaks."""
+def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds):
+    """Background sequences plus planted sites; returns sequences and the per-peak truth table."""
     n, length = len(peaks), config.peak_length
     gc = config.gc_content / 2
     probs = np.array([0.5 - gc, gc, gc, 0.5 - gc])
@@ -550,23 +421,13 @@ def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds, paralogs)
     prox = np.exp(-peaks["distance"].to_numpy() / config.distance_scale)
     functional: list[tuple[int, int]] = []  # (edge row, peak row)
 
-    paralog_of = dict(paralogs)
-
-    def place(i: int, tf: str, weak: bool, span: tuple[int, int]) -> tuple[str, int]:
-        site = _sample_site(rng, pfms[tf], thresholds[tf], weak=weak)
+    def plant(i: int, tf: str) -> None:
+        site = _sample_site(rng, pfms[tf], thresholds[tf])
         s = "+" if rng.random() < 0.5 else "-"
         if s == "-":
             site = motif_lib.reverse_complement(site)
-        pos = int(rng.integers(span[0], span[1] - len(site) + 1))
+        pos = int(rng.integers(0, length - len(site) + 1))
         seqs[i, pos : pos + len(site)] = list(site)
-        return s, pos
-
-    def plant(i: int, tf: str, weak: bool = False) -> None:
-        # a paralog's site shares the peak: the regulator's in the first half, its in the second
-        half = tf in paralog_of
-        s, pos = place(i, tf, weak, (0, length // 2 if half else length))
-        if half:
-            place(i, paralog_of[tf], False, (length // 2, length))
         site_tf[i], strand[i], position[i] = tf, s, pos
 
     for gene, gene_peaks in peaks.groupby("gene", sort=False):
@@ -578,15 +439,13 @@ def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds, paralogs)
         room = len(rows) - config.decoy_motif_peaks_per_gene[0]
         while ks.sum() > room and ks.max() > max(lo_f, 1):  # few peaks: trim the largest
             ks[int(np.argmax(ks))] -= 1
-        for (e_row, tf, detectable), k in zip(
-            zip(gene_edges.index, gene_edges["tf"], gene_edges["detectable"]), ks
-        ):
+        for (e_row, tf), k in zip(zip(gene_edges.index, gene_edges["tf"]), ks):
             w = prox[rows] * free
             pick = rng.choice(len(rows), size=min(int(k), int(free.sum())), replace=False, p=w / w.sum())
             for j in pick:
                 free[j] = False
                 role[rows[j]] = "functional"
-                plant(rows[j], tf, weak=not detectable)
+                plant(rows[j], tf)
                 functional.append((e_row, rows[j]))
         regulators = set(gene_edges["tf"])
         decoy_pool = [t for t in tfs if t not in regulators]
@@ -614,7 +473,13 @@ def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds, paralogs)
 # --------------------------------------------------------------------------------------------
 # Cells, activities and counts
 # --------------------------------------------------------------------------------------------
-_BLOCK_ELEMENTS = 1 << 25  # cells per block x max(genes, peaks): bounds every dense temporary
+def _nb(rng: np.random.Generator, mean: np.ndarray, dispersion: float) -> np.ndarray:
+    """Negative binomial via Gamma-Poisson: var = mean + dispersion * mean**2."""
+    if dispersion <= 0:
+        return rng.poisson(mean).astype(np.float32)
+    shape = 1.0 / dispersion
+    lam = rng.gamma(shape, mean * dispersion)
+    return rng.poisson(lam).astype(np.float32)
 
 
 def _signalling_activity(config, s: np.ndarray) -> pd.DataFrame:
@@ -632,128 +497,85 @@ def _signalling_activity(config, s: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(act)
 
 
-def _and_gate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cooperative activation 4 sigmoid(2a) sigmoid(2b): 1 at a = b = 0, ~4 when both TFs are
-    on, ~0 when either is off, so neither TF alone moves the target much."""
-    return 4.0 * expit(2.0 * a) * expit(2.0 * b)
+def _rna_log_means(
+    config,
+    rng,
+    genes,
+    targets,
+    tfs,
+    signalling,
+    background,
+    edges,
+    active,
+    ctype,
+    activity,
+    openness,
+    functional,
+    prox,
+    sig_act,
+) -> np.ndarray:
+    """Log NB means before batch and library effects, cells x genes.
 
-
-@dataclass
-class _CountModel:
-    """Every per-cell and per-feature quantity the counts depend on (nothing larger than cells
-    x TFs), so counts are made one block of cells at a time and no cells x genes or cells x
-    peaks matrix is ever built whole."""
-
-    config: SimulationConfig
-    ctype: np.ndarray  # (cells,) cell-type index
-    batch: np.ndarray  # (cells,)
-    activity: np.ndarray  # (cells, TFs)
-    sig_act: np.ndarray  # (cells, len(sig_cols)) pathway activity of the signalling genes
-    log_lib_rna: np.ndarray
-    log_lib_atac: np.ndarray
-    gene_base: np.ndarray  # (genes,) log mean
-    gene_type: np.ndarray  # (types, genes) cell-type effect (decoy kinases, background)
-    batch_gene: np.ndarray  # (batches, genes)
-    tf_cols: np.ndarray  # gene column of each TF
-    sig_cols: np.ndarray  # gene column of each signalling node with a pathway activity
-    edge_weights: np.ndarray  # (types, TFs, targets) sign * weight of additive edges
-    coop: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # gene col, tf a, tf b, weight
-    base_open: np.ndarray  # (peaks,) float32
-    type_open: np.ndarray  # (types, peaks) float32
-    chrom_z: np.ndarray  # (cells, chromatin factors)
-    chrom_load: np.ndarray  # (chromatin factors, peaks)
-    f_peak: np.ndarray  # functional site i: its peak, TF, active types, gain, mean openness
-    f_tf: np.ndarray
-    f_active: np.ndarray  # (sites, types) bool
-    f_gain: np.ndarray
-    f_mean: np.ndarray
-    f_effect: sp.csr_matrix  # (sites, targets) sign * beta * proximity
-
-    def openness(self, rows: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """Peak openness of the cells ``rows`` (float32, rows x peaks)."""
-        cfg, k = self.config, self.ctype[rows]
-        o = self.type_open[k]
-        o += self.base_open[None, :]
-        o += np.float32(cfg.peak_noise_sd) * noise
-        if self.chrom_z.shape[1]:
-            o += (self.chrom_z[rows] @ self.chrom_load).astype(np.float32)
-        on = self.f_active[:, k].T
-        o[:, self.f_peak] += (
-            self.f_gain * self.activity[rows][:, self.f_tf] * on - cfg.closed_offset * ~on
-        ).astype(np.float32)
-        return o
-
-    def rna_log_mean(self, rows: np.ndarray, functional_open: np.ndarray) -> np.ndarray:
-        """Log NB means of the cells ``rows``, library and batch effects included (rows x genes).
-
-        Targets: base + signed, weighted TF activity of their additive regulators (only in the
-        edge's cell types) + cooperative pairs' AND gate + signed contribution of their
-        functional peaks' openness. TFs and pathway genes follow their own activity; decoy
-        kinases and background genes vary by cell type only.
-        """
-        cfg, k, a = self.config, self.ctype[rows], self.activity[rows]
-        lm = self.gene_base[None, :] + self.gene_type[k] + self.batch_gene[self.batch[rows]]
-        lm += self.log_lib_rna[rows, None]
-        lm[:, self.tf_cols] += cfg.tf_expression_coupling * a
-        lm[:, self.sig_cols] += cfg.signal_expression_coupling * self.sig_act[rows]
-        n_targets = self.edge_weights.shape[2]
-        for kk in np.unique(k):
-            sel = k == kk
-            lm[sel, :n_targets] += a[sel] @ self.edge_weights[kk]
-        lm[:, :n_targets] += (self.f_effect.T @ (functional_open - self.f_mean).T).T
-        gene, tf_a, tf_b, weight = self.coop
-        lm[:, gene] += weight * _and_gate(a[:, tf_a], a[:, tf_b])
-        return lm
-
-
-def _background_genes(config: SimulationConfig, rng, pfms_all, taken: list[str]) -> list[str]:
-    """Real DoRothEA target names not used elsewhere, then synthetic ``SIMG00001``... names
-    once the real ones run out (a 10x run measures ~36,000 genes, more than DoRothEA names)."""
-    n = config.n_background_genes
-    if not n:
-        return []
-    pool = sorted(set(_regulons()["target"]) - set(pfms_all) - set(taken))
-    real = _choose(rng, pool, min(n, len(pool)))
-    return real + [f"{SYNTHETIC_GENE_PREFIX}{i:05d}" for i in range(1, n - len(real) + 1)]
-
-
-def _cooperative_pairs(config, rng, edges: pd.DataFrame, targets: list[str]) -> list[tuple[int, int]]:
-    """(edge row, partner edge row) for the first two activators of each cooperative gene."""
-    if not config.cooperative_gene_fraction:
-        return []
-    activators = edges[edges["sign"] > 0].groupby("gene", sort=False)
-    pairs = {g: list(grp.index[:2]) for g, grp in activators if len(grp) >= 2}
-    pool = [g for g in targets if g in pairs]
-    n = min(len(pool), int(round(config.cooperative_gene_fraction * len(targets))))
-    return [tuple(pairs[g]) for g in (_choose(rng, pool, n) if n else [])]
+    Targets: base + signed, weighted TF activity of their true regulators (only in the edge's
+    cell types) + signed contribution of their functional peaks' openness. TFs and pathway
+    genes follow their own activity; decoy kinases and background genes vary by cell type only.
+    """
+    C, K = len(ctype), config.n_cell_types
+    tf_col = {t: i for i, t in enumerate(tfs)}
+    log_mu = np.zeros((C, len(genes)))
+    gcol = {g: i for i, g in enumerate(genes)}
+    for g in targets:
+        log_mu[:, gcol[g]] = rng.normal(np.log(config.target_mean_count), 0.6)
+    for i, row in enumerate(edges.itertuples()):
+        in_type = active[i][ctype]
+        log_mu[:, gcol[row.gene]] += row.sign * row.weight * activity[:, tf_col[row.tf]] * in_type
+    centred_open = openness - openness.mean(axis=0, keepdims=True)
+    for e_row, p in functional:
+        gene, sign = edges.at[e_row, "gene"], edges.at[e_row, "sign"]
+        log_mu[:, gcol[gene]] += sign * config.peak_effect * prox[p] * centred_open[:, p]
+    for t in tfs:
+        log_mu[:, gcol[t]] = (
+            rng.normal(np.log(config.tf_mean_count), 0.5)
+            + config.tf_expression_coupling * activity[:, tf_col[t]]
+        )
+    for node in signalling:
+        base = rng.normal(np.log(config.tf_mean_count), 0.5)
+        if node in sig_act:
+            log_mu[:, gcol[node]] = base + config.signal_expression_coupling * sig_act[node]
+        else:  # decoy kinases: cell-type differences, no condition effect
+            log_mu[:, gcol[node]] = base + rng.normal(0, 0.5, K)[ctype]
+    for g in background:
+        log_mu[:, gcol[g]] = rng.normal(np.log(config.target_mean_count), 0.6) + rng.normal(0, 0.5, K)[ctype]
+    return log_mu
 
 
 def simulate(config: SimulationConfig | None = None):
     """Simulate a MuData in the DESIGN §2 contract, with ground truth in ``uns`` and layers.
 
-    Same config (seed included) -> identical arrays and tables. Counts are made per block of
-    cells from separate random streams (each count the inverse CDF of its own uniform), so the
-    block size changes nothing but memory.
+    Same config (seed included) -> identical arrays and tables.
     """
     import anndata as ad
     import mudata as md
 
     config = config or SimulationConfig()
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(9)]
-    rng_genes, rng_layout, rng_seq, rng_cells, rng_act, rng_counts, rng_open, rng_rna, rng_atac = streams
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(6)]
+    rng_genes, rng_layout, rng_seq, rng_cells, rng_act, rng_counts = streams
 
     pfms_all = motif_lib.load_jaspar_pfms()
-    tfs, regulators, targets, edges, paralogs = _select_genes(config, rng_genes, pfms_all)
+    tfs, regulators, targets, edges = _select_genes(config, rng_genes, pfms_all)
     pfms = {t: np.asarray(pfms_all[t]) for t in tfs}
     thresholds = dict(zip(tfs, motif_lib.motif_thresholds(pfms, config.motif_pvalue)))
     signalling = _signalling_nodes(config)
-    background = _background_genes(config, rng_genes, pfms_all, targets + signalling)
+    background: list[str] = []
+    if config.n_background_genes:
+        regulons = _regulons()
+        pool = sorted(set(regulons["target"]) - set(pfms_all) - set(targets) - set(signalling))
+        background = _choose(rng_genes, pool, config.n_background_genes)
     genes = targets + tfs + signalling + background
     if len(set(genes)) != len(genes):
         raise ValueError("gene names collide between roles")
 
-    # edge attributes: weights (some weak), the cell types where the edge acts, cooperative
-    # pairs (always act in every type) and whether its sites are detectable by a scan
+    # edge attributes: weights (some weak) and the cell types where the edge acts
     n_edges, K = len(edges), config.n_cell_types
     type_names = [f"type_{i + 1}" for i in range(K)]
     weak = rng_genes.random(n_edges) < config.weak_edge_fraction
@@ -769,29 +591,17 @@ def simulate(config: SimulationConfig | None = None):
         m = int(rng_genes.integers(1, K))
         active[e] = False
         active[e, rng_genes.choice(K, size=m, replace=False)] = True
-    edge_pos = {e: i for i, e in enumerate(edges.index)}
-    coop_pairs = _cooperative_pairs(config, rng_genes, edges, targets)
-    partner = pd.Series("", index=edges.index, dtype=object)
-    for e1, e2 in coop_pairs:
-        active[[edge_pos[e1], edge_pos[e2]]] = True
-        partner[e1], partner[e2] = edges.at[e2, "tf"], edges.at[e1, "tf"]
-    detectable = np.ones(n_edges, dtype=bool)
-    if config.missed_site_fraction:
-        detectable = rng_genes.random(n_edges) >= config.missed_site_fraction
     edges = edges.assign(
         weight=weight,
         cell_types=[
             ";".join(type_names[k] for k in np.nonzero(a)[0]) if not a.all() else "all" for a in active
         ],
-        detectable=detectable,
     )
 
     # genome
     layout = _layout(config, rng_layout, genes)
     peaks = _make_peaks(config, rng_layout, layout, targets)
-    sequences, peak_truth, functional = _plant_sequences(
-        config, rng_seq, peaks, edges, tfs, pfms, thresholds, paralogs
-    )
+    sequences, peak_truth, functional = _plant_sequences(config, rng_seq, peaks, edges, tfs, pfms, thresholds)
 
     # cells
     C, T = config.n_cells, len(tfs)
@@ -802,8 +612,7 @@ def simulate(config: SimulationConfig | None = None):
     signal = stim * np.exp(0.25 * rng_cells.standard_normal(C))
     sig_act = _signalling_activity(config, signal)
 
-    # TF activity: cell-type programme + within-type variation + signalling input; a paralog
-    # mixes in its regulator's activity
+    # TF activity: cell-type programme + within-type variation + signalling input
     on = rng_act.random((K, T)) < config.programme_on_fraction
     programme = config.programme_strength * on + 0.25 * rng_act.standard_normal((K, T))
     programme -= programme.mean(axis=0, keepdims=True)
@@ -816,134 +625,53 @@ def simulate(config: SimulationConfig | None = None):
     tf_col = {t: i for i, t in enumerate(tfs)}
     for tf in _pathway_tfs(config.hierarchy):
         activity[:, tf_col[tf]] += config.signal_strength * sig_act[tf].to_numpy()
-    r = config.paralog_correlation
-    for reg, par in paralogs:
-        activity[:, tf_col[par]] = r * activity[:, tf_col[reg]] + np.sqrt(1 - r**2) * activity[:, tf_col[par]]
 
-    # peaks: base + cell-type programme + chromatin states + noise; functional sites also
-    # follow their TF (and are closed outside the edge's cell types)
+    # peak openness
     P = len(peaks)
     prox = np.exp(-peaks["distance"].to_numpy() / config.distance_scale)
     base_open = rng_act.normal(0.0, 0.5, P)
     type_open = rng_act.normal(0.0, config.peak_type_sd, (K, P))
-    F = config.chromatin_factors
-    chrom_load = rng_act.standard_normal((F, P)) * (config.chromatin_factor_sd / np.sqrt(max(F, 1)))
-    chrom_z = rng_act.standard_normal((C, F))
-    f_edge = np.array([edge_pos[e] for e, _p in functional], dtype=np.int64)
-    f_peak = np.array([p for _e, p in functional], dtype=np.int64)
-    f_tf = np.array([tf_col[t] for t in edges["tf"].to_numpy()[f_edge]], dtype=np.int64)
-    f_active = active[f_edge]
-    f_gain = config.peak_tf_response * prox[f_peak]
-    # noise-free mean openness of each functional site over all cells, to centre its effect
-    n_type = np.bincount(ctype, minlength=K)
-    act_type = np.zeros((K, T))
-    np.add.at(act_type, ctype, activity)
-    f_mean = (
-        base_open[f_peak]
-        + n_type @ type_open[:, f_peak] / C
-        + (f_gain * (act_type[:, f_tf] * f_active.T).sum(axis=0)) / C
-        - config.closed_offset * (n_type[:, None] * ~f_active.T).sum(axis=0) / C
-    )
-    gcol = {g: i for i, g in enumerate(genes)}
-    f_gene = np.array([gcol[g] for g in edges["gene"].to_numpy()[f_edge]], dtype=np.int64)
-    f_sign = edges["sign"].to_numpy()[f_edge]
-    f_effect = sp.csr_matrix(
-        (f_sign * config.peak_effect * prox[f_peak], (np.arange(len(f_edge)), f_gene)),
-        shape=(len(f_edge), len(targets)),
-    )
+    openness = (
+        base_open[None, :] + type_open[ctype] + config.peak_noise_sd * rng_act.standard_normal((C, P))
+    ).astype(np.float64)
+    edge_pos = {e: i for i, e in enumerate(edges.index)}
+    for e_row, p in functional:
+        i = edge_pos[e_row]
+        in_type = active[i][ctype]
+        tf = edges.at[e_row, "tf"]
+        openness[:, p] += config.peak_tf_response * prox[p] * activity[:, tf_col[tf]] * in_type
+        openness[:, p] -= config.closed_offset * ~in_type
 
-    # library sizes with a per-batch shift (RNA and ATAC), per-gene batch effects and means
-    G, nT = len(genes), len(targets)
+    # library sizes with a per-batch shift (RNA and ATAC)
     shifts = config.batch_library_shift * (
         np.linspace(-0.5, 0.5, config.n_batches) if config.n_batches > 1 else np.zeros(1)
     )
     log_lib_rna = shifts[batch] + config.library_sd * rng_counts.standard_normal(C)
     log_lib_atac = shifts[::-1][batch] + config.library_sd * rng_counts.standard_normal(C)
-    batch_gene = rng_counts.normal(0.0, config.batch_gene_sd, (config.n_batches, G))
-    n_sig, n_bg = len(signalling), len(background)
-    gene_base = np.concatenate(
-        [
-            rng_counts.normal(np.log(config.target_mean_count), 0.6, nT),
-            rng_counts.normal(np.log(config.tf_mean_count), 0.5, T + n_sig),
-            rng_counts.normal(np.log(config.background_mean_count), config.background_log_sd, n_bg),
-        ]
-    )
-    gene_type = np.zeros((K, G))
-    decoy_cols = [gcol[n] for n in signalling if n not in sig_act]
-    gene_type[:, decoy_cols] = rng_counts.normal(0.0, 0.5, (K, len(decoy_cols)))
-    gene_type[:, G - n_bg :] = rng_counts.normal(0.0, 0.5, (K, n_bg))
+    batch_gene = rng_counts.normal(0.0, config.batch_gene_sd, (config.n_batches, len(genes)))
 
-    additive = np.ones(n_edges, dtype=bool)
-    additive[[edge_pos[e] for pair in coop_pairs for e in pair]] = False
-    edge_weights = np.zeros((K, T, nT))
-    e_idx = np.nonzero(additive)[0]
-    e_tf = np.array([tf_col[t] for t in edges["tf"].to_numpy()[e_idx]], dtype=np.int64)
-    e_gene = np.array([gcol[g] for g in edges["gene"].to_numpy()[e_idx]], dtype=np.int64)
-    for kk in range(K):
-        on_k = active[e_idx, kk]
-        edge_weights[kk, e_tf[on_k], e_gene[on_k]] = (edges["sign"].to_numpy() * weight)[e_idx][on_k]
-    coop = (
-        np.array([gcol[edges.at[e1, "gene"]] for e1, _e2 in coop_pairs], dtype=np.int64),
-        np.array([tf_col[edges.at[e1, "tf"]] for e1, _e2 in coop_pairs], dtype=np.int64),
-        np.array([tf_col[edges.at[e2, "tf"]] for _e1, e2 in coop_pairs], dtype=np.int64),
-        np.array([(weight[edge_pos[e1]] + weight[edge_pos[e2]]) / 2 for e1, e2 in coop_pairs]),
+    log_mu = _rna_log_means(
+        config,
+        rng_counts,
+        genes,
+        targets,
+        tfs,
+        signalling,
+        background,
+        edges,
+        active,
+        ctype,
+        activity,
+        openness,
+        functional,
+        prox,
+        sig_act,
     )
-    sig_nodes = [n for n in signalling if n in sig_act]
-    model = _CountModel(
-        config=config,
-        ctype=ctype,
-        batch=batch,
-        activity=activity,
-        sig_act=sig_act[sig_nodes].to_numpy(),
-        log_lib_rna=log_lib_rna,
-        log_lib_atac=log_lib_atac.astype(np.float32),
-        gene_base=gene_base,
-        gene_type=gene_type,
-        batch_gene=batch_gene,
-        tf_cols=np.array([gcol[t] for t in tfs], dtype=np.int64),
-        sig_cols=np.array([gcol[n] for n in sig_nodes], dtype=np.int64),
-        edge_weights=edge_weights,
-        coop=coop,
-        base_open=base_open.astype(np.float32),
-        type_open=type_open.astype(np.float32),
-        chrom_z=chrom_z,
-        chrom_load=chrom_load,
-        f_peak=f_peak,
-        f_tf=f_tf,
-        f_active=f_active,
-        f_gain=f_gain,
-        f_mean=f_mean,
-        f_effect=f_effect,
-    )
-
-    # counts, one block of cells at a time
-    block = max(1, _BLOCK_ELEMENTS // max(P, G))
-    rna_parts, atac_parts, rate_parts = [], [], []
-    for start in range(0, C, block):
-        rows = np.arange(start, min(C, start + block))
-        openness = model.openness(rows, rng_open.standard_normal((len(rows), P), dtype=np.float32))
-        rate = np.exp(np.minimum(model.rna_log_mean(rows, openness[:, f_peak]), np.log(1e4)))
-        u = rng_rna.random(rate.shape, dtype=np.float32)
-        rna_parts.append(sparse_nb_counts(u, rate, config.rna_dispersion))
-        if config.true_rate_genes == "all":
-            rate_parts.append(rate.astype(np.float32))
-        else:
-            part = sp.csr_matrix(rate[:, :nT].astype(np.float32))
-            part.resize((len(rows), G))
-            rate_parts.append(part)
-        openness += np.float32(np.log(config.atac_mean_count))
-        openness += model.log_lib_atac[rows, None]
-        atac_mean = np.minimum(np.exp(openness, out=openness), np.float32(1e4), out=openness)
-        u = rng_atac.random(atac_mean.shape, dtype=np.float32)
-        atac_parts.append(sparse_nb_counts(u, atac_mean, config.atac_dispersion))
-        del openness, atac_mean, u
-    rna_counts = sp.vstack(rna_parts, format="csr")
-    atac_counts = sp.vstack(atac_parts, format="csr")
-    del rna_parts, atac_parts
-    true_rate = (
-        np.concatenate(rate_parts) if config.true_rate_genes == "all" else sp.vstack(rate_parts, format="csr")
-    )
-    del rate_parts
+    log_mu += batch_gene[batch] + log_lib_rna[:, None]
+    true_rate = np.exp(np.minimum(log_mu, np.log(1e4)))
+    rna_counts = _nb(rng_counts, true_rate, config.rna_dispersion)
+    atac_rate = np.exp(np.log(config.atac_mean_count) + openness + log_lib_atac[:, None])
+    atac_counts = _nb(rng_counts, np.minimum(atac_rate, 1e4), config.atac_dispersion)
 
     # assemble
     obs_names = pd.Index([f"cell_{i:05d}" for i in range(C)])
@@ -967,8 +695,8 @@ def simulate(config: SimulationConfig | None = None):
         },
         index=pd.Index(genes),
     )
-    rna = ad.AnnData(rna_counts, obs=pd.DataFrame(index=obs_names), var=rna_var)
-    rna.layers["true_rate"] = true_rate
+    rna = ad.AnnData(sp.csr_matrix(rna_counts), obs=pd.DataFrame(index=obs_names), var=rna_var)
+    rna.layers["true_rate"] = true_rate.astype(np.float32)
     rna.obsm["true_tf_activity"] = pd.DataFrame(activity, index=obs_names, columns=tfs)
     rna.obsm["true_signalling_activity"] = pd.DataFrame(
         sig_act.to_numpy(), index=obs_names, columns=list(sig_act.columns)
@@ -982,7 +710,7 @@ def simulate(config: SimulationConfig | None = None):
         },
         index=peaks.index.copy(),
     )
-    atac = ad.AnnData(atac_counts, obs=pd.DataFrame(index=obs_names), var=atac_var)
+    atac = ad.AnnData(sp.csr_matrix(atac_counts), obs=pd.DataFrame(index=obs_names), var=atac_var)
 
     # no pulling of modality columns into the global table (mudata 0.4 behaviour, no warning):
     # the global obs is exactly the three contract columns
@@ -1019,26 +747,9 @@ def simulate(config: SimulationConfig | None = None):
             else "kinase"
             for n in signalling
         ]
-        + [
-            "synthetic_background" if g.startswith(SYNTHETIC_GENE_PREFIX) else "background"
-            for g in background
-        ]
+        + ["background"] * len(background)
     )
     mdata.uns["truth_gene_roles"] = pd.DataFrame({"gene": genes, "role": roles})
-    paralog_of = dict(paralogs)
-    mdata.uns["truth_edge_mechanisms"] = (
-        pd.DataFrame(
-            {
-                "tf": edges["tf"].to_numpy(),
-                "gene": edges["gene"].to_numpy(),
-                "site_detectable": edges["detectable"].to_numpy(bool),
-                "cooperative_with": partner.to_numpy().astype(str),
-                "paralog_decoy": [paralog_of.get(t, "") for t in edges["tf"]],
-            }
-        )
-        .sort_values(["gene", "tf"])
-        .reset_index(drop=True)
-    )
     mdata.uns["simulation_config"] = config.to_json()
     return mdata
 
@@ -1068,8 +779,6 @@ __all__ = [
     "CONDITIONS",
     "DEFAULT_DECOY_KINASES",
     "DEFAULT_HIERARCHY",
-    "PRESETS",
-    "SYNTHETIC_GENE_PREFIX",
     "SimulationConfig",
     "simulate",
     "truth_table",
