@@ -20,7 +20,7 @@ from regnet_assets.operations.runner import run_graph
 EPOCHS = 3
 CONFIG = {
     "ops": {
-        "gene_models": {"config": {"epochs": EPOCHS, "steps": None, "genes_per_batch": 1}},
+        "gene_models": {"config": {"epochs": EPOCHS, "genes_per_batch": 1}},
         "tf_attribution": {"config": {"n_steps": 8}},
     }
 }
