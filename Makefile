@@ -17,13 +17,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/regnet run
 
+# Two workers (CI has 2 cores); whole files per worker, so a module's fixtures are built once.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 	$(BIN)/dagster definitions validate -m regnet_assets.definitions
 
 # The science and storage tests only (about two minutes): for the edit-test loop.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
