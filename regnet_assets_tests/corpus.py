@@ -12,6 +12,7 @@ These complement, and do not repeat, the bad datasets of ``test_dataset_assets.p
 from __future__ import annotations
 
 import gzip
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -797,6 +798,68 @@ CONFIG_CASES = [
     ),
 ]
 
+# ============================================================================ files that must load
+# Real files as other tools write them: each must load through the whole dataset group.
+
+
+@dataclass(frozen=True)
+class LoadCase:
+    name: str
+    what: str  # one line for RELIABILITY.md
+    edit: Callable  # MuData -> None (in place)
+
+
+def _signed_distances(m):
+    """ArchR/Signac-style links: negative distance upstream (peak midpoint before the TSS)."""
+    p2g = pd.DataFrame(m.uns["peak_to_gene"])
+    mid = p2g["peak"].str.extract(r":(\d+)-(\d+)$").astype(np.int64).mean(axis=1)
+    tss = m["rna"].var["tss"].reindex(p2g["gene"]).to_numpy()
+    p2g["distance"] = np.where(mid.to_numpy() < tss, -1, 1) * p2g["distance"].to_numpy()
+    m.uns["peak_to_gene"] = p2g
+
+
+def _spell_peaks(var_sep: tuple[str, str], links_sep: tuple[str, str] | None = None):
+    """Rename every peak ``chrom{a}start{b}end`` in atac.var_names and (``links_sep``, default
+    the same) in peak_to_gene."""
+
+    def spell(names, sep):
+        return [re.sub(r"^(.+):(\d+)-(\d+)$", rf"\1{sep[0]}\2{sep[1]}\3", n) for n in names]
+
+    def edit(m):
+        m.mod["atac"].var_names = spell(m["atac"].var_names, var_sep)
+        p2g = pd.DataFrame(m.uns["peak_to_gene"])
+        p2g["peak"] = spell(p2g["peak"], links_sep or var_sep)
+        m.uns["peak_to_gene"] = p2g
+
+    return edit
+
+
+def _counts_as(dtype, sparse: bool = True):
+    def edit(m):
+        for mod in ("rna", "atac"):
+            x = m[mod].X
+            x = (x.toarray() if sp.issparse(x) else np.asarray(x)).astype(dtype)
+            m.mod[mod].X = sp.csr_matrix(x) if sparse else x
+
+    return edit
+
+
+LOAD_CASES = [
+    LoadCase("p2g-signed-distance", "peak_to_gene distances signed (negative upstream)", _signed_distances),
+    LoadCase("peaks-signac-spelling", "peaks named `chr1-100-200` (Signac)", _spell_peaks(("-", "-"))),
+    LoadCase("peaks-archr-spelling", "peaks named `chr1_100_200` (ArchR exports)", _spell_peaks(("_", "_"))),
+    LoadCase(
+        "peaks-spelled-two-ways",
+        "var_names `chr1-100-200` but peak_to_gene `chr1:100-200`",
+        _spell_peaks(("-", "-"), (":", "-")),
+    ),
+    LoadCase("counts-float-integers", "counts stored as float64 holding integers", _counts_as(np.float64)),
+    LoadCase(
+        "counts-int32-dense", "counts stored as a dense int32 matrix", _counts_as(np.int32, sparse=False)
+    ),
+]
+
+
 CORPUS: list[Case] = [*H5MU_CASES, *PKN_CASES, *CONFIG_CASES]
 CASES: dict[str, Case] = {c.name: c for c in CORPUS}
 assert len(CASES) == len(CORPUS), "corpus case names must be unique"
@@ -812,6 +875,7 @@ def describe() -> list[str]:
         + (f" — KNOWN GAP: {c.known_gap}" if c.known_gap else "")
         for c in CORPUS
     ]
+    lines += [f"- `{c.name}` (must load): {c.what} → the whole dataset group succeeds" for c in LOAD_CASES]
     earlier = ", ".join(f"`{name}`" for name in BAD_DATASETS)
     lines.append(
         f"- also, in `test_dataset_assets.py` ({len(BAD_DATASETS)} datasets + non-HDF5 and "

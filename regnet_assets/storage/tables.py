@@ -57,8 +57,16 @@ _TABLES = [
         "Peak → gene links with the distance to the TSS (given, or derived within ±500 kb).",
         [
             ("gene", "string", "gene"),
-            ("peak", "string", "linked peak (chrom:start-end)"),
-            ("distance", "double", "distance from the peak to the gene's TSS (bp)"),
+            (
+                "peak",
+                "string",
+                "linked peak, named as in the dataset (chrom:start-end, chrom-start-end or chrom_start_end)",
+            ),
+            (
+                "distance",
+                "double",
+                "distance from the peak to the gene's TSS in bp, signed as the user's table gives it (negative = upstream; derived links are unsigned); models use its absolute value",
+            ),
         ],
     ),
     _table(
@@ -66,7 +74,11 @@ _TABLES = [
         "dataset",
         "TF motif hits per peak (long form): given in the file, or scanned with JASPAR2024 PWMs.",
         [
-            ("peak", "string", "peak (chrom:start-end)"),
+            (
+                "peak",
+                "string",
+                "peak, named as in the dataset (chrom:start-end, chrom-start-end or chrom_start_end)",
+            ),
             ("tf", "string", "TF whose motif hits the peak"),
         ],
     ),

@@ -8,6 +8,7 @@ results still read back through the DuckDB views.
 from __future__ import annotations
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from regnet_assets.storage import query, read_table, refresh_catalog, table_names
@@ -117,3 +118,32 @@ def test_reliability_md_names_only_existing_tests():
     sources = "".join(p.read_text() for p in Path(__file__).parents[1].rglob("test_*.py"))
     defined = set(re.findall(r"^def (test_[a-z0-9_]+)", sources, flags=re.M))
     assert named and named <= defined, sorted(named - defined)
+
+
+@pytest.mark.parametrize("case", corpus.LOAD_CASES, ids=lambda c: c.name)
+def test_real_file_spellings_load_through_the_dataset_group(case, earlier, tmp_path):
+    """Files as other tools write them load, and give the same links (by |distance|), the same
+    modelable genes and the same candidate TFs as the canonical file they were made from."""
+    from regnet_assets.defs.resources import DatasetResource
+    from regnet_assets.science.dataset.names import canonical_peak_names
+    from regnet_assets.science.dataset.reading import quiet_mudata, read_multiome
+
+    storage, instance, _ = earlier
+    mdata = read_multiome(storage / "dataset" / "simulated.h5mu")
+    case.edit(mdata)
+    path = tmp_path / "real.h5mu"
+    with quiet_mudata():
+        mdata.write(str(path))
+    out = tmp_path / "storage"
+    result = materialize(corpus.DATASET_GROUP, out, instance, dataset=DatasetResource(path=str(path)))
+    assert result.success, error_messages(result.get_step_failure_events()[0].event_specific_data.error)
+
+    def links(root):
+        t = read_table(root, "peak_gene_links")
+        return t.assign(peak=canonical_peak_names(t["peak"]), distance=t["distance"].abs())
+
+    pd.testing.assert_frame_equal(links(out), links(storage), check_like=True)
+    for name in ("genes", "gene_tf_candidates"):
+        pd.testing.assert_frame_equal(read_table(out, name), read_table(storage, name), check_like=True)
+    if case.name == "p2g-signed-distance":
+        assert (read_table(out, "peak_gene_links")["distance"] < 0).any()

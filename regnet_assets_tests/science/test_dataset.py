@@ -217,7 +217,8 @@ def test_bad_names(mod, names, fragment):
 @pytest.mark.parametrize(
     "bad, fragment",
     [
-        ("chr1_100_200", "first 'chr1_100_200'"),
+        ("chr1:100_200", "first 'chr1:100_200'"),
+        ("chr1 100 200", "first 'chr1 100 200'"),
         ("chr1:300-200", "start < end"),
         ("chr1:1e3-2e3", "first 'chr1:1e3-2e3'"),
     ],
@@ -238,7 +239,7 @@ def test_unparseable_peak_names(bad, fragment):
             "uns['peak_to_gene'].peak",
             "'chr1:7-50200'",
         ),
-        (lambda t: t.assign(distance=[1, -5, 3, 4]), "uns['peak_to_gene'].distance", "-5"),
+        (lambda t: t.assign(distance=[1, np.inf, 3, 4]), "uns['peak_to_gene'].distance", "inf"),
         (lambda t: t.assign(distance=[1, np.nan, 3, 4]), "uns['peak_to_gene'].distance", "1 bad"),
         (lambda t: t.assign(distance=["1", "a", "3", "4"]), "uns['peak_to_gene'].distance", "numeric"),
     ],
@@ -308,6 +309,50 @@ def test_peak_to_gene_from_uns_is_sorted_and_typed():
     assert table.values.tolist() == [
         ["G0", "chr1:2000-2200", 5.0],
         ["G0", "chr1:1000-1200", 900.0],
+        ["G0", "chr1:3000-3200", 1100.0],
+        ["G1", "chr1:50000-50200", 10100.0],
+    ]
+
+
+@pytest.mark.parametrize("spelling", ["{c}:{s}-{e}", "{c}-{s}-{e}", "{c}_{s}_{e}"])
+def test_peak_name_spellings_of_other_tools_load(spelling):
+    """Cell Ranger ARC, Signac and ArchR spell peaks differently; each is parsed to the same
+    coordinates and keeps its own spelling as the peak's name."""
+    m = make_mdata(with_p2g=False)
+    names = [spelling.format(c=c, s=s, e=e) for c, s, e in (p.replace(":", "-").split("-") for p in PEAKS)]
+    m.mod["atac"].var_names = names
+    validate_multiome(m)
+    coords = parse_peak_names(names)
+    assert coords.index.tolist() == names
+    assert (
+        coords["chrom"] + ":" + coords["start"].astype(str) + "-" + coords["end"].astype(str)
+    ).tolist() == PEAKS
+    derived = peak_to_gene(m, window=10_000)
+    assert set(derived["peak"]) <= set(names)
+
+
+def test_signed_distances_and_other_peak_spellings_in_links_are_accepted():
+    """A table from another tool: signed distances (negative upstream) and ``chr1-1000-1200``
+    peaks against ``chr1:1000-1200`` var_names. The sign is kept, the order is by |d|, and a
+    duplicate pair keeps its shortest |d|."""
+    m = make_mdata()
+    m.uns["peak_to_gene"] = pd.DataFrame(
+        {
+            "gene": ["G0", "G0", "G0", "G1", "G0"],
+            "peak": [
+                "chr1-3000-3200",
+                "chr1:1000-1200",
+                "chr1_2000_2200",
+                "chr1:50000-50200",
+                "chr1:2000-2200",
+            ],
+            "distance": [1100, -900, -100, 10_100, 300],
+        }
+    )
+    table = peak_to_gene(m)
+    assert table.values.tolist() == [
+        ["G0", "chr1:2000-2200", -100.0],
+        ["G0", "chr1:1000-1200", -900.0],
         ["G0", "chr1:3000-3200", 1100.0],
         ["G1", "chr1:50000-50200", 10100.0],
     ]

@@ -12,7 +12,7 @@ import mudata
 import numpy as np
 import pandas as pd
 
-from regnet_assets.science.dataset.names import parse_peak_names
+from regnet_assets.science.dataset.names import canonical_peak_names, parse_peak_names
 from regnet_assets.science.dataset.reading import DatasetError, require_modality
 
 __all__ = ["P2G_FIELD", "peak_to_gene", "modelable_genes"]
@@ -45,6 +45,8 @@ def _normalise_p2g(table, genes: pd.Index, peaks: pd.Index) -> pd.DataFrame:
         )
     unknown_p = ~pd.Index(peak).isin(peaks)
     if unknown_p.any():
+        peak, unknown_p = _respell_peaks(peak, unknown_p, peaks)
+    if unknown_p.any():
         raise DatasetError(
             f"{P2G_FIELD}.peak",
             expected="peaks present in mod['atac'].var_names",
@@ -57,23 +59,39 @@ def _normalise_p2g(table, genes: pd.Index, peaks: pd.Index) -> pd.DataFrame:
     if not numeric:
         raise DatasetError(f"{P2G_FIELD}.distance", expected="numeric distances", found=f"dtype {raw.dtype}")
     distance = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(distance) | (distance < 0)
+    bad = ~np.isfinite(distance)
     if bad.any():
         first = raw.to_numpy()[bad][0]
         raise DatasetError(
             f"{P2G_FIELD}.distance",
-            expected="finite, non-negative numbers (bp to TSS)",
+            expected="finite numbers (bp to TSS; negative = upstream is fine)",
             found=f"{int(bad.sum())} bad values, first {first!r}",
         )
     out = pd.DataFrame({"gene": gene, "peak": peak, "distance": distance})
     return _sort_p2g(out)
 
 
+def _respell_peaks(peak: np.ndarray, unknown: np.ndarray, peaks: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """Map links whose peak is spelled differently from ``var_names`` (``chr1-100-200`` for
+    ``chr1:100-200``) to the dataset's spelling by coordinates; what matches nothing stays unknown."""
+    canon = pd.Series(peaks.to_numpy(dtype=object), index=canonical_peak_names(peaks))
+    canon = canon[canon.index.notna() & ~canon.index.duplicated()]
+    wanted = canonical_peak_names(peak[unknown])
+    found = canon.reindex(wanted).to_numpy(dtype=object)
+    peak = peak.copy()
+    hit = pd.notna(found)
+    peak[np.flatnonzero(unknown)[hit]] = found[hit]
+    return peak, ~pd.Index(peak).isin(peaks)
+
+
 def _sort_p2g(out: pd.DataFrame) -> pd.DataFrame:
-    # A gene-peak pair listed twice keeps its shortest distance, as in Cell2Net.
-    out = out.sort_values(["gene", "distance", "peak"], kind="mergesort")
+    """Sorted by gene then |distance|; a pair listed twice keeps its shortest |distance| (as in
+    Cell2Net). Signed distances (negative upstream, as ArchR/Signac tables give them) keep their
+    sign: the model only ever uses |d|."""
+    out = out.assign(_abs=out["distance"].abs())
+    out = out.sort_values(["gene", "_abs", "peak"], kind="mergesort")
     out = out.drop_duplicates(["gene", "peak"], keep="first")
-    return out.reset_index(drop=True)
+    return out.drop(columns="_abs").reset_index(drop=True)
 
 
 def _derive_p2g(rna_var: pd.DataFrame, peaks: pd.DataFrame, window: int) -> pd.DataFrame:

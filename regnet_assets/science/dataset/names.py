@@ -1,4 +1,7 @@
-"""Naming rules of the dataset contract: gene, peak and TF names, and ``chrom:start-end`` peaks.
+"""Naming rules of the dataset contract: gene, peak and TF names, and peak coordinates.
+
+Peaks may be spelled ``chr1:100-200`` (10x Cell Ranger ARC), ``chr1-100-200`` (Signac) or
+``chr1_100_200`` (some ArchR exports); the user's spelling stays the peak's name everywhere.
 
 Names become partition keys (folder names ``gene=<name>``), DuckDB glob paths and SQL string values
 downstream, so anything that could escape a path, act as a glob or end a SQL string is refused here.
@@ -15,11 +18,12 @@ import pandas as pd
 
 from regnet_assets.science.dataset.reading import DatasetError
 
-__all__ = ["parse_peak_names"]
+__all__ = ["parse_peak_names", "canonical_peak_names"]
 
 # ASCII digits only (``\d`` would accept other scripts' digits) and at most 12 of them: a
-# declared coordinate must fit int64 (chromosomes are < 3e9 bp).
-_PEAK_RE = re.compile(r"^([^:\s]+):([0-9]{1,12})-([0-9]{1,12})$")
+# declared coordinate must fit int64 (chromosomes are < 3e9 bp). The chromosome is greedy, so in
+# ``chrUn_KI270302v1_100_200`` the last two numbers are the coordinates.
+_PEAK_RE = re.compile(r"^([^:\s]+)(?::([0-9]{1,12})-|[-_]([0-9]{1,12})[-_])([0-9]{1,12})$")
 # Names become partition keys (folder names ``gene=<name>``), DuckDB glob paths and SQL string
 # values downstream, so what could escape a path, act as a glob, end a SQL string or be mistaken
 # for the hive ``key=value`` separator is banned up front (``storage.validate_key`` agrees).
@@ -87,19 +91,26 @@ def _check_names(names: Iterable, field: str, what: str) -> None:
         )
 
 
-def parse_peak_names(names: Iterable[str], field: str = "mod['atac'].var_names") -> pd.DataFrame:
-    """Split ``chrom:start-end`` names into a DataFrame (chrom, start, end) indexed by name."""
-    names = pd.Index(names).astype(str) if len(pd.Index(names)) else pd.Index([], dtype=object)
+def _peak_parts(names: pd.Index) -> pd.DataFrame:
+    """(chrom, start, end) per name as strings, NaN where the name is not a peak spelling."""
     parts = names.to_series().str.extract(_PEAK_RE)
-    bad = parts[0].isna()
+    return pd.DataFrame({"chrom": parts[0], "start": parts[1].fillna(parts[2]), "end": parts[3]})
+
+
+def parse_peak_names(names: Iterable[str], field: str = "mod['atac'].var_names") -> pd.DataFrame:
+    """Split peak names (any spelling above) into a DataFrame (chrom, start, end) indexed by name."""
+    names = pd.Index(names).astype(str) if len(pd.Index(names)) else pd.Index([], dtype=object)
+    parts = _peak_parts(names)
+    bad = parts["chrom"].isna()
     if bad.any():
         raise DatasetError(
             field,
-            expected="peak names like 'chr1:1000-1256' (ASCII digits, at most 12 per coordinate)",
+            expected="peak names like 'chr1:1000-1256', 'chr1-1000-1256' or 'chr1_1000_1256' "
+            "(ASCII digits, at most 12 per coordinate)",
             found=f"{int(bad.sum())} unparseable names, first {names[bad.to_numpy()][0]!r}",
         )
-    start = parts[1].astype(np.int64).to_numpy()
-    end = parts[2].astype(np.int64).to_numpy()
+    start = parts["start"].astype(np.int64).to_numpy()
+    end = parts["end"].astype(np.int64).to_numpy()
     inverted = start >= end
     if inverted.any():
         raise DatasetError(
@@ -107,4 +118,15 @@ def parse_peak_names(names: Iterable[str], field: str = "mod['atac'].var_names")
             expected="start < end in every peak name",
             found=f"{int(inverted.sum())} peaks, first {names[inverted][0]!r}",
         )
-    return pd.DataFrame({"chrom": parts[0].to_numpy(dtype=object), "start": start, "end": end}, index=names)
+    return pd.DataFrame(
+        {"chrom": parts["chrom"].to_numpy(dtype=object), "start": start, "end": end}, index=names
+    )
+
+
+def canonical_peak_names(names: Iterable[str]) -> pd.Index:
+    """The ``chrom:start-end`` spelling of each peak name (None where a name is no peak), so two
+    tools' spellings of the same peak can be matched."""
+    parts = _peak_parts(pd.Index(list(names), dtype=object).astype(str))
+    canon = parts["chrom"] + ":" + parts["start"].str.lstrip("0").replace("", "0") + "-"
+    canon = canon + parts["end"].str.lstrip("0").replace("", "0")
+    return pd.Index(canon.where(parts["chrom"].notna(), None).to_numpy(dtype=object))
