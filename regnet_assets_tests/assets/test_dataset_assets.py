@@ -135,7 +135,7 @@ BAD_DATASETS = {
     "non-integer count": (_edit_x("rna", lambda x: x.__setitem__((2, 0), 0.5)), "rna"),
     "duplicate genes": (_rename("rna", lambda n: n.__setitem__(1, n[0])), "var_names"),
     "duplicate peaks": (_rename("atac", lambda n: n.__setitem__(1, n[0])), "var_names"),
-    "peak name": (_rename("atac", lambda n: n.__setitem__(0, "chr1_100_200")), "var_names"),
+    "peak name": (_rename("atac", lambda n: n.__setitem__(0, "chr1:100_200")), "var_names"),
     "p2g column": (_p2g(lambda d: d.drop(columns="distance")), "peak_to_gene"),
     "p2g unknown gene": (_p2g(lambda d: d.assign(gene=["NOPE"] + list(d["gene"][1:]))), "peak_to_gene"),
     "p2g unknown peak": (_p2g(lambda d: d.assign(peak=["chr9:1-2"] + list(d["peak"][1:]))), "peak_to_gene"),
