@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from regnet_assets.defs.assets.attribution import AttributionConfig, RecoveryConfig
-from regnet_assets.defs.assets.models import TrainingConfig
+from regnet_assets.defs.assets.models import TRAINING_DAGSTER_ONLY, TrainingConfig
 from regnet_assets.defs.assets.network import KPNN_DAGSTER_ONLY, KPNNTrainingConfig
 from regnet_assets.defs.config import config_drift
 from regnet_assets.science.attribution.gene_tables import AttributionSettings
@@ -16,7 +16,7 @@ from regnet_assets.science.network.kpnn_training import KPNNConfig
 # (Dagster Config class, science dataclass, fields that only exist on the Dagster side)
 PAIRS: list[tuple[type, type, set[str]]] = [
     # models / attribution pairs
-    (TrainingConfig, TrainConfig, set()),
+    (TrainingConfig, TrainConfig, TRAINING_DAGSTER_ONLY),
     (AttributionConfig, AttributionSettings, set()),
     (RecoveryConfig, RecoverySettings, set()),
     # dataset / network / reports pairs

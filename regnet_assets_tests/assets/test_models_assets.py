@@ -63,7 +63,10 @@ def test_model_performance_summarises_every_trained_gene(trained):
     assert summary["n_genes"].item() == len(genes)
     assert (storage / "figures" / "model_performance.png").stat().st_size > 1000
     correlation = read_table(storage, "gene_correlation")
+    assert summary["test_spearman_median"].item() == pytest.approx(correlation["test_spearman"].median())
     assert summary["valid_spearman_median"].item() == pytest.approx(correlation["valid_spearman"].median())
+    assert summary["null_spearman_median"].item() == pytest.approx(correlation["null_spearman"].median())
+    assert correlation["n_test"].min() >= 2  # the held-out split is scored
     models = read_table(storage, "gene_models")
     assert summary["n_best_at_last_epoch"].item() == int((models["best_epoch"] == 3).sum())
     assert summary["best_epoch_median"].item() == models["best_epoch"].median()
@@ -74,8 +77,8 @@ def test_model_performance_plots_a_typical_genes_curve_and_the_best_epochs(train
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     correlation = (
         read_table(storage, "gene_correlation")
-        .dropna(subset=["valid_spearman"])
-        .sort_values(["valid_spearman", "gene"])
+        .dropna(subset=["test_spearman"])
+        .sort_values(["test_spearman", "gene"])
     )
     assert (
         meta["history_gene"].value == correlation["gene"].iloc[(len(correlation) - 1) // 2]
@@ -115,3 +118,13 @@ def test_unknown_gene_fails_its_partition_and_leaves_the_others(trained, tmp_pat
     assert not model_path(storage, "NOT_A_GENE").exists()
     after = read_table(storage, "gene_models", [genes[-1]])
     assert after["gene"].tolist() == before["gene"].tolist() == [genes[-1]]
+
+
+def test_training_config_presets():
+    from regnet_assets.defs.assets.models import TrainingConfig
+    from regnet_assets.science.models.config import TrainConfig
+
+    assert TrainingConfig().to_science() == TrainConfig()
+    assert TrainingConfig(preset="reference").to_science() == TrainConfig.reference()
+    assert TrainingConfig(preset="reference", lr=3e-4).to_science() == TrainConfig.reference(lr=3e-4)
+    assert TrainingConfig(epochs=3).to_science().steps is None  # an epoch budget by name

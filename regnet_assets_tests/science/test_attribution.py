@@ -38,10 +38,19 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def trained():
-    """Three genes with different peak/TF counts (so padding is exercised), trained 3 epochs."""
+    """Three genes with different peak/TF counts (so padding is exercised), trained 3 epochs with
+    the default settings (standardised inputs, linear TF readout)."""
     inputs = synthetic_gene_inputs(3, n_metacells=60, peaks=(4, 7), tfs=(3, 6), seq_len=32, seed=1)
-    results = train_genes(inputs, TrainConfig(epochs=3, batch_size=16, **SMALL))
+    results = train_genes(inputs, TrainConfig(steps=None, epochs=3, batch_size=16, **SMALL))
     assert len({len(x.tf_names) for x in inputs}) > 1 or len({len(x.peak_names) for x in inputs}) > 1
+    return inputs, [r.checkpoint for r in results]
+
+
+@pytest.fixture(scope="module")
+def trained_reference():
+    """The same genes trained with the reference's settings (the plain-torch module's math)."""
+    inputs = synthetic_gene_inputs(3, n_metacells=60, peaks=(4, 7), tfs=(3, 6), seq_len=32, seed=1)
+    results = train_genes(inputs, TrainConfig.reference(epochs=3, batch_size=16, **SMALL))
     return inputs, [r.checkpoint for r in results]
 
 
@@ -88,8 +97,8 @@ def test_split_forward_equals_model_forward(seq_len):
 def test_completeness_on_trained_model(trained):
     """Σ_t attribution ≈ f(x) − f(x with TFs zeroed), f taken independently from ``predict``."""
     inputs, results = trained
-    out = integrated_gradients(results, inputs, n_steps=100)
-    finer = integrated_gradients(results, inputs, n_steps=400)
+    out = integrated_gradients(results, inputs, n_steps=100, method="gausslegendre")
+    finer = integrated_gradients(results, inputs, n_steps=400, method="gausslegendre")
     for a, fine, x, r in zip(out, finer, inputs, results):
         fx = np.log(predict(r, x))
         fb = np.log(predict(r, replace(x, tf_exp=np.zeros_like(x.tf_exp))))
@@ -111,7 +120,7 @@ def test_completeness_on_trained_model(trained):
 
 def test_equals_captum_integrated_gradients(trained):
     inputs, results = trained
-    ours = integrated_gradients(results, inputs, n_steps=100)
+    ours = integrated_gradients(results, inputs, n_steps=100, method="gausslegendre")
     for a, x, r in zip(ours, inputs, results):
         fwd = TFForward(batched_model_from_checkpoints([r]), x)
         tf = torch.as_tensor(x.tf_exp)
@@ -130,10 +139,10 @@ def test_equals_captum_integrated_gradients(trained):
         np.testing.assert_allclose(a.delta, delta.detach().double().numpy(), atol=1e-6)
 
 
-def test_reference_style_captum_paths_agree(trained):
+def test_reference_style_captum_paths_agree(trained_reference):
     """The benchmark's baselines (captum, 2 metacells a call) compute the same numbers."""
-    inputs, results = trained
-    ours = integrated_gradients(results, inputs, n_steps=20)[0]
+    inputs, results = trained_reference
+    ours = integrated_gradients(results, inputs, n_steps=20, method="gausslegendre")[0]
     rows = [0, 5, 6, 59, 30]
     for module in ("reference", "batched"):
         ref = reference_ig(results[0], inputs[0], n_steps=20, module=module, metacells=rows)
@@ -194,14 +203,17 @@ def test_batched_over_genes_equals_per_gene(trained):
     for variant in (per_gene, chunked, one_model, auto_split, reordered):
         for a, b in zip(together, variant):
             assert a.gene == b.gene and a.tf_names == b.tf_names
-            np.testing.assert_allclose(a.attributions, b.attributions, rtol=1e-6, atol=1e-8)
+            # float32: the exact method's switch points (−c0/u) differ by rounding between layouts
+            np.testing.assert_allclose(a.attributions, b.attributions, rtol=1e-4, atol=1e-7)
             np.testing.assert_allclose(a.delta, b.delta, atol=1e-6)  # f(x) ≈ 3 in float32
 
 
 def test_head_engine_equals_full_engine(trained):
     inputs, results = trained
-    fast = integrated_gradients(results, inputs, n_steps=30)
-    full = integrated_gradients(results, inputs, n_steps=30, engine="full", max_elements=200_000)
+    fast = integrated_gradients(results, inputs, n_steps=30, method="gausslegendre")
+    full = integrated_gradients(
+        results, inputs, n_steps=30, engine="full", method="gausslegendre", max_elements=200_000
+    )
     for a, b in zip(fast, full):
         scale = np.abs(b.attributions).max()
         np.testing.assert_allclose(a.attributions, b.attributions, rtol=1e-5, atol=1e-6 * scale)

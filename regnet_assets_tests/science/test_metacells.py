@@ -13,8 +13,8 @@ import scipy.sparse as sp
 
 from regnet_assets.science.dataset.metacells import (
     _majority,
-    _split,
     make_metacells,
+    split_cells,
     split_table,
     spread_seeds,
 )
@@ -61,7 +61,7 @@ def make_mdata(seed=0):
 @pytest.fixture(scope="module")
 def data():
     m, atac_by_cell = make_mdata()
-    mc = make_metacells(m, n_metacells=25, k=7, n_pcs=5, seed=3)
+    mc = make_metacells(m, n_metacells=25, k=7, n_pcs=5, seed=3, train_fraction=0.6, valid_fraction=0.2)
     return m, atac_by_cell, mc
 
 
@@ -72,6 +72,7 @@ def member_lists(mc):
 
 def test_shape_names_and_membership(data):
     m, _, mc = data
+    # 54 / 18 / 18 cells: round(25 · share) = 15 / 5 / 5 seeds
     assert mc.mod["rna"].shape == (25, N_GENES) and mc.mod["atac"].shape == (25, N_PEAKS)
     assert list(mc.obs_names[:2]) == ["mc0000", "mc0001"]
     M = mc.obsm["members"]
@@ -79,7 +80,7 @@ def test_shape_names_and_membership(data):
     assert list(mc.uns["member_cells"]) == list(m.mod["rna"].obs_names)
     cells = np.asarray(mc.uns["member_cells"])
     for i, members in enumerate(member_lists(mc)):
-        assert len(members) == 7 == mc.obs["n_cells"].iloc[i]
+        assert len(members) >= 7 and len(members) == mc.obs["n_cells"].iloc[i]
         assert mc.obs["seed_cell"].iloc[i] in cells[members]  # the seed is always a member
     assert mc.obs["seed_cell"].is_unique
 
@@ -147,29 +148,64 @@ def test_majority_tie_breaking_by_hand():
     assert list(got) == ["a", "a", "b"]  # row 1 tie, seed 2 is 'a'
 
 
-def test_split_sizes_exact(data):
+def test_no_cell_is_in_metacells_of_two_splits_and_every_cell_is_used(data):
     _, _, mc = data
-    assert (mc.obs["split"] == "train").sum() == 20 and (mc.obs["split"] == "valid").sum() == 5
-    for n, frac, n_train in [(7, 0.8, 6), (10, 0.85, 9), (3, 0.0, 0), (3, 1.0, 3), (1, 0.8, 1)]:
-        labels = _split(n, frac, None, seed=0)
-        assert (labels == "train").sum() == n_train, (n, frac)
+    M = mc.obsm["members"].tocsr()
+    cell_split = np.asarray(mc.uns["member_split"])
+    for name in ("train", "valid", "test"):
+        rows = np.flatnonzero(mc.obs["split"].to_numpy() == name)
+        used = np.unique(M[rows].indices)
+        assert set(cell_split[used]) == {name}  # built only from the split's own cells
+    assert np.unique(M.indices).size == N_CELLS  # every cell is in some metacell
+    info = mc.uns["metacells"]
+    assert info["n_cells_in_no_metacell"] == 0
+    assert (info["n_cells_train"], info["n_cells_valid"], info["n_cells_test"]) == (54, 18, 18)
+    assert mc.obs["split"].value_counts().to_dict() == {"train": 15, "valid": 5, "test": 5}
 
 
-def test_split_is_stratified_when_possible():
-    strata = np.repeat([0, 1, 2], 10)
-    labels = _split(30, 0.8, strata, seed=1)
-    assert [(labels[strata == g] == "valid").sum() for g in range(3)] == [2, 2, 2]
-    # one singleton group: falls back to a plain split of the same size
-    strata = np.array([0] * 15 + [1] * 14 + [2])
-    assert (_split(30, 0.8, strata, seed=1) == "train").sum() == 24
+def test_split_cells_sizes_follow_the_fractions():
+    for n, ft, fv, want in [(10, 0.7, 0.15, (7, 2, 1)), (7, 0.8, 0.2, (6, 1, 0)), (3, 1.0, 0.0, (3, 0, 0))]:
+        labels = split_cells(n, ft, fv, None, seed=0)
+        got = tuple(int((labels == s).sum()) for s in ("train", "valid", "test"))
+        assert got == want, (n, ft, fv)
+
+
+def test_split_cells_is_stratified_and_deterministic():
+    strata = np.repeat([0, 1, 2], 20)
+    labels = split_cells(60, 0.7, 0.15, strata, seed=1)
+    for g in range(3):
+        part = labels[strata == g]
+        assert [(part == s).sum() for s in ("train", "valid", "test")] == [14, 3, 3]
+    assert np.array_equal(labels, split_cells(60, 0.7, 0.15, strata, seed=1))
+    assert not np.array_equal(labels, split_cells(60, 0.7, 0.15, strata, seed=2))
+    # one tiny stratum: falls back to a plain split of the same sizes
+    strata = np.array([0] * 30 + [1] * 28 + [2] * 2)
+    labels = split_cells(60, 0.7, 0.15, strata, seed=1)
+    assert [(labels == s).sum() for s in ("train", "valid", "test")] == [42, 9, 9]
+
+
+def test_split_is_stratified_by_cell_type_and_batch(data):
+    m, _, mc = data
+    cell_split = pd.Series(np.asarray(mc.uns["member_split"]), index=m.mod["rna"].obs_names)
+    key = (
+        m.mod["rna"].obs["cell_type"].astype(str) + "/" + m.obs["batch"].reindex(cell_split.index).astype(str)
+    )
+    shares = pd.crosstab(key, cell_split, normalize="index")
+    np.testing.assert_allclose(shares["train"], 0.6, atol=0.08)
+
+
+def test_bad_fractions_raise():
+    m, _ = make_mdata()
+    with pytest.raises(ValueError, match="train_fraction \\+ valid_fraction"):
+        make_metacells(m, n_metacells=5, train_fraction=0.9, valid_fraction=0.2)
 
 
 def test_same_seed_same_result_other_seed_differs(data):
     m, _, mc = data
-    again = make_metacells(m, n_metacells=25, k=7, n_pcs=5, seed=3)
+    again = make_metacells(m, n_metacells=25, k=7, n_pcs=5, seed=3, train_fraction=0.6, valid_fraction=0.2)
     pd.testing.assert_frame_equal(again.obs, mc.obs)
     assert (again.obsm["members"] != mc.obsm["members"]).nnz == 0
-    other = make_metacells(m, n_metacells=25, k=7, n_pcs=5, seed=4)
+    other = make_metacells(m, n_metacells=25, k=7, n_pcs=5, seed=4, train_fraction=0.6, valid_fraction=0.2)
     assert set(other.obs["seed_cell"]) != set(mc.obs["seed_cell"])
 
 
@@ -203,14 +239,16 @@ def test_split_table(data):
     table = split_table(mc)
     assert list(table.columns[:3]) == ["metacell", "seed_cell", "n_cells"]
     assert table["metacell"].tolist() == list(mc.obs_names)
-    assert set(table["split"]) == {"train", "valid"} and table["split"].dtype == object
+    assert set(table["split"]) == {"train", "valid", "test"} and table["split"].dtype == object
     for col in ("cell_type", "batch", "condition", "total_counts_rna_log", "total_counts_atac_log"):
         assert col in table.columns
 
 
 def test_clipping_and_identical_cells():
     m, _ = make_mdata()
-    small = make_metacells(m, n_metacells=500, k=200, n_pcs=50, seed=0)
+    small = make_metacells(
+        m, n_metacells=500, k=200, n_pcs=50, seed=0, train_fraction=1.0, valid_fraction=0.0
+    )
     assert small.n_obs == N_CELLS and set(small.obs["n_cells"]) == {N_CELLS}
     # identical cells: seeds must still be distinct and each metacell must contain its seed
     X = np.ones((10, 4), dtype=np.float32)
@@ -223,7 +261,7 @@ def test_clipping_and_identical_cells():
     )
     with quiet_mudata():
         twin = mudata.MuData({"rna": rna, "atac": atac})
-    out = make_metacells(twin, n_metacells=10, k=3, seed=0)
+    out = make_metacells(twin, n_metacells=10, k=3, seed=0, train_fraction=1.0, valid_fraction=0.0)
     assert out.obs["seed_cell"].is_unique
     for i, members in enumerate(member_lists(out)):
         assert out.obs["seed_cell"].iloc[i] in np.asarray(cells)[members]
@@ -241,4 +279,4 @@ def test_missing_groupby_raises():
         make_metacells(m, n_metacells=5, groupby="celltype")
     assert info.value.field == "obs['celltype']"
     out = make_metacells(m, n_metacells=5, groupby=None)  # no labels needed without groupby
-    assert "cell_type" not in out.obs.columns and (out.obs["split"] == "train").sum() == 4
+    assert "cell_type" not in out.obs.columns and (out.obs["split"] == "train").sum() == 4  # round(5·0.7)

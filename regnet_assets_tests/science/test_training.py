@@ -18,7 +18,7 @@ from regnet_assets.science.models.quality import correlation_row
 from regnet_assets.science.models.trainer import train_genes
 from regnet_assets_tests.synthetic import synthetic_gene_inputs
 
-TINY = dict(n_filters=(8, 8, 4), batch_size=16)
+TINY = dict(n_filters=(8, 8, 4), batch_size=16, steps=None)  # budgets in epochs here
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -94,7 +94,7 @@ def test_build_gene_inputs_normalises_orders_and_skips():
 
 def test_build_gene_inputs_rejects_bad_split():
     mdata, p2g, cands, *_ = _metacells()
-    mdata.mod["rna"].obs["split"] = ["train"] * 7 + ["test"] * 3
+    mdata.mod["rna"].obs["split"] = ["train"] * 7 + ["holdout"] * 3
     with pytest.raises(ValueError, match="split"):
         build_gene_inputs(mdata, p2g, cands, ["G1"])
 
@@ -114,6 +114,10 @@ def test_build_gene_inputs_rejects_bad_split():
         ("genes_per_batch", 0),
         ("dtype", "float16"),
         ("dropout_rng", "philox"),
+        ("steps", 0),
+        ("schedule", "linear"),
+        ("checkpoint_metric", "train_loss"),
+        ("patience", 0),
     ],
 )
 def test_config_validation_names_the_field(field, value):
@@ -194,7 +198,9 @@ def test_gene_trained_in_a_batch_equals_gene_trained_alone():
     """
     inputs = synthetic_gene_inputs(16, n_metacells=80, peaks=(3, 9), tfs=(1, 6), seq_len=32, seed=3)
     assert len({len(x.peak_names) for x in inputs}) > 3 and len({len(x.tf_names) for x in inputs}) > 3
-    config = TrainConfig(**TINY, lr=3e-3, epochs=3, scheduler_patience=0, min_lr=1e-4, dtype="float64")
+    config = TrainConfig.reference(
+        **TINY, lr=3e-3, epochs=3, scheduler_patience=0, min_lr=1e-4, dtype="float64"
+    )
     batched = train_genes(inputs, config)
     for k in (0, 7):
         alone = train_genes([inputs[k]], config)[0]
@@ -221,7 +227,7 @@ def test_best_epoch_weights_are_a_real_copy():
     inputs = synthetic_gene_inputs(
         6, n_metacells=96, peaks=(3, 6), tfs=(2, 4), seq_len=None, signal=0.4, seed=5
     )
-    config = TrainConfig(**TINY, lr=2e-2, epochs=6, dropout=0.5)
+    config = TrainConfig.reference(**TINY, lr=2e-2, epochs=6, dropout=0.5)
     log_rates = {}
     results = train_genes(
         inputs, config, progress=lambda e: log_rates.__setitem__(e["epoch"], e["log_rates"])
@@ -286,3 +292,47 @@ def test_inputs_must_share_metacells_and_split():
         train_genes([a, b], TrainConfig(**TINY, epochs=1))
     with pytest.raises(ValueError, match="unique"):
         train_genes([a, a], TrainConfig(**TINY, epochs=1))
+
+
+def test_default_checkpoint_is_the_lowest_valid_loss_and_the_step_budget_holds():
+    inputs = synthetic_gene_inputs(
+        4, n_metacells=96, peaks=(3, 6), tfs=(2, 4), seq_len=None, signal=0.4, seed=5
+    )
+    config = TrainConfig(n_filters=(8, 8, 4), batch_size=16, steps=30, lr=2e-2)
+    results = train_genes(inputs, config)
+    per_epoch = int(inputs[0].train.sum()) // 16
+    for r in results:
+        loss = r.history["valid_loss"].to_numpy()
+        assert r.best_epoch == int(np.argmin(loss)) + 1 and r.valid_loss == pytest.approx(loss.min())
+        assert r.epochs_run == -(-30 // per_epoch)  # ceil(steps / steps per epoch)
+        lr = r.history["lr"].to_numpy()
+        assert lr[-1] < lr.max()  # cosine decay after the warm-up
+    # patience stops the run once no gene improves for that many epochs
+    stopped = train_genes(inputs, TrainConfig(**{**config.to_dict(), "steps": 400, "patience": 2}))
+    assert stopped[0].epochs_run < -(-400 // per_epoch)
+    assert min(r.epochs_run - r.best_epoch for r in stopped) == 2  # the last gene to stall
+
+
+def test_inputs_are_standardised_with_train_statistics_stored_in_the_checkpoint():
+    inputs = synthetic_gene_inputs(2, n_metacells=64, peaks=(3, 5), tfs=(2, 3), seq_len=None, seed=2)
+    results = train_genes(inputs, TrainConfig(n_filters=(8, 8, 4), batch_size=16, steps=4))
+    for x, r in zip(inputs, results):
+        state = r.checkpoint.state_dict
+        train = np.asarray(x.tf_exp, np.float64)[x.train]
+        np.testing.assert_allclose(state["tf_shift"], train.mean(0), rtol=1e-5)
+        np.testing.assert_allclose(state["tf_scale"], train.std(0), rtol=1e-5)
+        cov = np.asarray(x.covariates, np.float64)[x.train]
+        np.testing.assert_allclose(state["cov_shift"], cov.mean(0), rtol=1e-5)
+        # the checkpoint alone reproduces the predictions (the transform travels with it)
+        np.testing.assert_allclose(predict(r.checkpoint, x), r.predictions["predicted"], rtol=1e-5)
+    ref = train_genes(inputs, TrainConfig.reference(n_filters=(8, 8, 4), batch_size=16, epochs=1))
+    assert float(ref[0].checkpoint.state_dict["tf_scale"].sum()) == len(inputs[0].tf_names)  # identity
+
+
+def test_reference_preset_is_the_tutorial():
+    ref = TrainConfig.reference()
+    assert (ref.lr, ref.batch_size, ref.epochs, ref.steps, ref.schedule) == (1e-4, 32, 40, None, "plateau")
+    assert ref.checkpoint_metric == "valid_spearman" and not ref.standardize_inputs and not ref.tf_linear
+    assert TrainConfig.preset("reference", lr=1e-3).lr == 1e-3
+    with pytest.raises(ValueError, match="preset"):
+        TrainConfig.preset("fast")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from regnet_assets.atomic import write_atomic
 from regnet_assets.defs.metadata import column_schema
@@ -84,16 +85,21 @@ def motif_hits(context: dg.AssetExecutionContext, multiome: H5muRef) -> pd.DataF
 
 
 class MetacellConfig(dg.Config):
-    """Cell2Net aggregation: kNN groups of raw counts around seeds spread over PCA space."""
+    """Cell2Net aggregation: kNN groups of raw counts around seeds spread over PCA space, built
+    per split after the *cells* are split train / valid / test (no cell in two splits)."""
 
     n_metacells: int = 200
     k: int = 15
     seed: int = 0
-    train_fraction: float = 0.8
+    train_fraction: float = 0.7
+    valid_fraction: float = Field(
+        default=0.15, description="Share of cells for early stopping; the rest (0.15) is the test split."
+    )
 
 
 @dg.asset(group_name=GROUP, io_manager_key="object_io_manager", kinds={"h5mu"})
 def metacell_multiome(
+    context: dg.AssetExecutionContext,
     config: MetacellConfig,
     multiome: H5muRef,
     dataset_config: DatasetResource,
@@ -107,15 +113,24 @@ def metacell_multiome(
         groupby=dataset_config.groupby,
         seed=config.seed,
         train_fraction=config.train_fraction,
+        valid_fraction=config.valid_fraction,
     )
     path = storage.path / "dataset" / "metacells.h5mu"
     write_atomic(path, lambda tmp: mc.write(str(tmp)))
+    info = mc.uns["metacells"]
+    context.add_output_metadata(
+        {
+            "metacells": int(mc.n_obs),
+            **{f"metacells_{s}": int((mc.obs["split"] == s).sum()) for s in metacell_science.SPLITS},
+            **{key: info[key] for key in info if key.startswith("n_cells")},
+        }
+    )
     return _ref(path, mc, multiome.simulated)
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("metacells"))
 def metacells(metacell_multiome: H5muRef) -> pd.DataFrame:
-    """One row per metacell: label, batch, condition, covariates and train/valid split."""
+    """One row per metacell: label, batch, condition, covariates and train/valid/test split."""
     return metacell_science.split_table(_read(metacell_multiome))
 
 

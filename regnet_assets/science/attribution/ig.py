@@ -156,19 +156,20 @@ def _head_ig(model, c0, tf, alphas, weights):
     path = (alphas.view(1, s, 1, 1) * tf.unsqueeze(1)).reshape(g, s * m, t).requires_grad_(True)
     c_rep = c0.unsqueeze(1).expand(g, s, m, c0.shape[-1]).reshape(g, s * m, -1)
     z = c_rep + torch.bmm(path, w_tf.transpose(1, 2))
-    out = model.head(z)
+    out = model.head(z) + model.tf_readout(path)
     (grad,) = torch.autograd.grad(out.sum(), path)
     total = (grad.reshape(g, s, m, t) * weights.view(1, s, 1, 1)).sum(1)
     with torch.no_grad():
-        f_x = model.head(c0 + torch.bmm(tf, w_tf.transpose(1, 2)))
-        f_b = model.head(c0)
+        f_x = model.head(c0 + torch.bmm(tf, w_tf.transpose(1, 2))) + model.tf_readout(tf)
+        f_b = model.head(c0) + model.tf_readout(torch.zeros_like(tf))
     return (total * tf).detach(), f_x, f_b
 
 
 def _exact_head_ig(model, c0, tf):
     """Exact IG for the ReLU head: along the path the pre-activation ``c0 + α·u`` is linear in α,
     so each hidden unit's gradient is constant except for one switch at α = −c0/u; integrating
-    the active fraction of [0, 1] in closed form gives attributions with zero convergence delta."""
+    the active fraction of [0, 1] in closed form gives attributions with zero convergence delta.
+    The linear TF readout (``ModelSpec.tf_linear``) has a constant gradient, its slope."""
     w_tf = model.tf_head_weights().detach()
     with torch.no_grad():
         u = torch.bmm(tf, w_tf.transpose(1, 2))  # (G, m, H)
@@ -177,7 +178,10 @@ def _exact_head_ig(model, c0, tf):
         active = torch.where(u == 0, (c0 > 0).to(u.dtype), active)
         v = model.head_gain()  # (G, H)
         grad = torch.bmm(active * v.unsqueeze(1), w_tf)  # (G, m, T): ∫ ∂f/∂tf dα
-        return grad * tf, model.head(c0 + u), model.head(c0)
+        grad = grad + model.tf_readout_slopes().unsqueeze(1)
+        f_x = model.head(c0 + u) + model.tf_readout(tf)
+        f_b = model.head(c0) + model.tf_readout(torch.zeros_like(tf))
+        return grad * tf, f_x, f_b
 
 
 @torch.enable_grad()
@@ -206,7 +210,7 @@ def integrated_gradients(
     genes_per_chunk: int | None = None,
     max_elements: int = 1 << 23,
     engine: Literal["head", "full"] = "head",
-    method: Literal["gausslegendre", "exact"] = "gausslegendre",
+    method: Literal["gausslegendre", "exact"] = "exact",
     dtype: torch.dtype = torch.float32,
     progress: Callable[[int], None] | None = None,
 ) -> list[GeneAttribution]:

@@ -2,21 +2,32 @@
 
 Single-cell counts are too sparse to fit one model per gene; summing ~15 similar cells gives
 Poisson-like counts with usable depth while keeping the RNA and ATAC of the *same* cells
-together. Differences from the reference, on purpose: the seed is always one of its own
-members, counts are exact sums through a sparse membership matrix, and the split can be
-stratified by cell type.
+together. Differences from the reference, on purpose:
+
+- **the split is of cells, before aggregation** (the reference splits metacells after building
+  them from overlapping kNN groups, so most cells of a valid metacell were also in a train
+  metacell and the valid figures leak). Cells are split train / valid / test, stratified by
+  ``groupby`` × ``batch``, and each split's metacells are built only from its own cells (seeds
+  and kNN within the split). The PCA that decides who neighbours whom is fitted on train cells;
+- **every cell is used**: a cell in no seed's kNN group joins the metacell of its nearest seed
+  (within its split), so no cell is lost (the reference drops ~45 % of cells at its defaults);
+- the seed is always one of its own members, and counts are exact sums through a sparse
+  membership matrix.
 
 The result is a MuData with modalities ``rna`` and ``atac`` (metacells × genes / peaks) and:
 
 - global ``obs``: ``seed_cell``, ``n_cells``, the ``groupby`` label (and ``batch``/``condition``
   when the input has them) by majority of members, ``total_counts_{rna,atac}`` and their
-  ``_log`` (log10) covariates, and ``split`` (train/valid);
+  ``_log`` (log10) covariates, and ``split`` (train/valid/test);
 - global ``obsm['members']``: CSR float32 (metacells × input cells), 1 where a cell belongs;
-  its column order is ``uns['member_cells']`` (the input ``rna.obs_names``);
+  its column order is ``uns['member_cells']`` (the input ``rna.obs_names``), whose split is
+  ``uns['member_split']``;
 - modality ``layers`` (e.g. ``true_rate``) are summed like X; numeric modality ``obsm``
   (e.g. ``true_tf_activity``) is averaged over members;
 - ``uns``: everything from the input's global ``uns`` (``peak_to_gene``, ``truth_*`` …) plus
-  ``uns['metacells']``, the parameters used. Modality ``var``/``varm``/``uns`` (peak
+  ``uns['metacells']``, the parameters used and the cell counts per split
+  (``n_cells_in_no_metacell`` is 0 by construction; ``n_cells_joined_nearest_seed`` says how
+  many cells the kNN groups alone left out). Modality ``var``/``varm``/``uns`` (peak
   sequences, motif hits and names) are carried over unchanged.
 """
 
@@ -36,41 +47,49 @@ from sklearn.neighbors import NearestNeighbors
 from regnet_assets.science.common.obs import obs_column
 from regnet_assets.science.dataset.reading import DatasetError, quiet_mudata
 
-__all__ = ["make_metacells", "split_table", "pca_embedding", "spread_seeds"]
+__all__ = ["SPLITS", "make_metacells", "split_cells", "split_table", "pca_embedding", "spread_seeds"]
 
 OPTIONAL_LABELS = ("batch", "condition")
+SPLITS = ("train", "valid", "test")
 
 
 # --------------------------------------------------------------------------------------------
 # embedding and seeds
 
 
-def pca_embedding(X, n_pcs: int = 30, n_top_genes: int = 2000, seed: int = 0) -> np.ndarray:
+def pca_embedding(
+    X, n_pcs: int = 30, n_top_genes: int = 2000, seed: int = 0, fit_rows: np.ndarray | None = None
+) -> np.ndarray:
     """normalize_total(1e4) → log1p → top-variance genes → PCA on raw counts (cells × genes).
 
-    Only used to decide who neighbours whom; the metacell counts themselves stay raw.
+    Only used to decide who neighbours whom; the metacell counts themselves stay raw. The genes
+    and components are chosen on ``fit_rows`` (default all cells; the train cells for a split
+    that must not see its test cells) and every cell is projected.
     """
     X = X.tocsr().astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
     n_cells, n_genes = X.shape
     lib = np.asarray(X.sum(axis=1)).ravel()
     scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
+    fit_rows = np.arange(n_cells) if fit_rows is None else np.asarray(fit_rows)
     if sp.issparse(X):
         Xn = sp.diags(scale) @ X
         Xn.data = np.log1p(Xn.data)
-        mean = np.asarray(Xn.mean(axis=0)).ravel()
-        var = np.asarray(Xn.multiply(Xn).mean(axis=0)).ravel() - mean**2
+        Xf = Xn[fit_rows]
+        mean = np.asarray(Xf.mean(axis=0)).ravel()
+        var = np.asarray(Xf.multiply(Xf).mean(axis=0)).ravel() - mean**2
     else:
         Xn = np.log1p(X * scale[:, None])
-        var = Xn.var(axis=0)
+        var = Xn[fit_rows].var(axis=0)
     top = np.sort(np.argsort(-var, kind="stable")[: min(n_top_genes, n_genes)])
     sub = Xn[:, top]
     sub = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
-    n_comp = min(n_pcs, n_cells - 1, sub.shape[1])
+    n_comp = min(n_pcs, len(fit_rows) - 1, sub.shape[1])
     if n_comp < 1 or not np.any(var[top] > 0):
         return sub.astype(np.float64)
     # Few genes: the exact covariance eigendecomposition is both faster and seed-free.
     solver = "covariance_eigh" if sub.shape[1] <= 1000 else "randomized"
-    return PCA(n_components=n_comp, svd_solver=solver, random_state=seed).fit_transform(sub)
+    pca = PCA(n_components=n_comp, svd_solver=solver, random_state=seed).fit(sub[fit_rows])
+    return pca.transform(sub)
 
 
 def spread_seeds(emb: np.ndarray, n_seeds: int, seed: int = 0) -> np.ndarray:
@@ -112,6 +131,27 @@ def _members(emb: np.ndarray, seeds: np.ndarray, k: int) -> np.ndarray:
     missing = ~(idx == seeds[:, None]).any(axis=1)
     idx[missing, -1] = seeds[missing]
     return idx
+
+
+def _groups(emb: np.ndarray, n_seeds: int, k: int, seed: int) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """Metacell member lists (positions in ``emb``), their seeds, and how many cells joined late.
+
+    Each seed takes its ``k`` nearest cells; a cell in no group then joins the group of its
+    nearest seed, so every cell is used (the groups may overlap, and a joined group is larger).
+    """
+    seeds = spread_seeds(emb, n_seeds, seed=seed)
+    idx = _members(emb, seeds, k)
+    covered = np.zeros(len(emb), dtype=bool)
+    covered[idx.ravel()] = True
+    lonely = np.flatnonzero(~covered)
+    groups = [list(row) for row in idx]
+    if lonely.size:
+        nearest = (
+            NearestNeighbors(n_neighbors=1).fit(emb[seeds]).kneighbors(emb[lonely], return_distance=False)
+        )
+        for cell, g in zip(lonely, nearest[:, 0]):
+            groups[g].append(cell)
+    return [np.sort(np.asarray(g, dtype=np.int64)) for g in groups], seeds, int(lonely.size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,46 +212,73 @@ def _majority(M: sp.csr_matrix, labels: pd.Series, seeds: np.ndarray) -> pd.Cate
     return pd.Categorical.from_codes(winner, categories)
 
 
-def _split(n: int, train_fraction: float, strata: np.ndarray | None, seed: int) -> np.ndarray:
-    """Exactly round(train_fraction·n) 'train'; stratified when every group has ≥ 2 members."""
+def split_cells(
+    n: int, train_fraction: float, valid_fraction: float, strata: np.ndarray | None, seed: int
+) -> np.ndarray:
+    """Labels train / valid / test for ``n`` cells: exactly round(fraction·n) train and valid,
+    the rest test; stratified by ``strata`` when every stratum has ≥ 3 members (else plain)."""
     n_train = int(np.floor(train_fraction * n + 0.5))
-    labels = np.full(n, "valid", dtype=object)
-    if n_train >= n:
-        labels[:] = "train"
-        return labels
-    if n_train <= 0:
-        return labels
+    n_valid = min(int(np.floor(valid_fraction * n + 0.5)), n - n_train)
+    labels = np.full(n, "test", dtype=object)
     idx = np.arange(n)
-    use_strata = strata is not None and np.unique(strata, return_counts=True)[1].min() >= 2
-    try:
-        if not use_strata:
-            raise ValueError("plain split")
-        train, _ = train_test_split(idx, train_size=n_train, random_state=seed, stratify=strata)
-    except ValueError:  # too few per group for this split size: fall back to a plain split
-        train, _ = train_test_split(idx, train_size=n_train, random_state=seed)
+    use_strata = strata is not None and np.unique(strata, return_counts=True)[1].min() >= 3
+
+    def take(pool, size, offset):
+        if size <= 0:
+            return pool[:0], pool
+        if size >= len(pool):
+            return pool, pool[:0]
+        sub = strata[pool] if use_strata else None
+        try:
+            return tuple(train_test_split(pool, train_size=size, random_state=seed + offset, stratify=sub))
+        except ValueError:  # a stratum too small for this split size: a plain split of that size
+            return tuple(train_test_split(pool, train_size=size, random_state=seed + offset))
+
+    train, rest = take(idx, n_train, 0)
+    valid, _ = take(np.sort(rest), n_valid, 1)
     labels[train] = "train"
+    labels[valid] = "valid"
     return labels
+
+
+def _strata(mdata: mudata.MuData, cells: pd.Index, groupby: str | None) -> np.ndarray | None:
+    """One code per cell for ``groupby`` × ``batch`` (whichever exist), the split's strata."""
+    cols = [c for c in ([groupby] if groupby else []) + ["batch"] if c]
+    keys = [obs_column(mdata, c) for c in dict.fromkeys(cols)]
+    keys = [k.reindex(cells).astype(str).to_numpy() for k in keys if k is not None]
+    if not keys:
+        return None
+    joined = pd.Series(["|".join(parts) for parts in zip(*keys)])
+    return pd.factorize(joined)[0]
 
 
 def make_metacells(
     mdata: mudata.MuData,
-    n_metacells: int = 500,
+    n_metacells: int = 200,
     k: int = 15,
     n_pcs: int = 30,
     groupby: str | None = "cell_type",
     seed: int = 0,
-    train_fraction: float = 0.8,
+    train_fraction: float = 0.7,
+    valid_fraction: float = 0.15,
     n_top_genes: int = 2000,
 ) -> mudata.MuData:
-    """Aggregate cells into ``min(n_metacells, n_cells)`` overlapping metacells of ``k`` cells.
+    """Split the cells, then aggregate each split's cells into its own metacells of ≥ ``k`` cells.
 
-    Metacells are computed over all cells at once (not per group), so a metacell straddling two
-    cell types gets the majority label; see the module docstring for the output layout.
+    Each split gets ``round(n_metacells · its share of the cells)`` seeds (at least one, at most
+    its cell count); the test split is what is left after train and valid. Metacells are built
+    over all cell types of a split at once, so one straddling two types gets the majority label;
+    see the module docstring for the output layout.
     """
     if n_metacells < 1 or k < 1:
         raise ValueError(f"n_metacells and k must be >= 1, got {n_metacells} and {k}")
-    if not 0.0 <= train_fraction <= 1.0:
-        raise ValueError(f"train_fraction must be in [0, 1], got {train_fraction}")
+    for name, value in (("train_fraction", train_fraction), ("valid_fraction", valid_fraction)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    if train_fraction + valid_fraction > 1.0 + 1e-12:
+        raise ValueError(
+            f"train_fraction + valid_fraction must be <= 1, got {train_fraction} + {valid_fraction}"
+        )
     for name in ("rna", "atac"):
         if name not in mdata.mod:
             raise DatasetError(
@@ -228,18 +295,46 @@ def make_metacells(
             expected="the same cells as mod['rna']",
             found=f"{int((atac_rows < 0).sum())} rna cells missing from atac",
         )
+    if groupby and obs_column(mdata, groupby) is None:
+        raise DatasetError(
+            f"obs['{groupby}']",
+            expected=f"a '{groupby}' column",
+            found="no such column in global or per-modality obs",
+        )
     identity = np.array_equal(atac_rows, np.arange(atac.n_obs))
 
     def atac_matrix(X):
         return X if identity else X[atac_rows]
 
-    emb = pca_embedding(rna.X, n_pcs=n_pcs, n_top_genes=n_top_genes, seed=seed)
-    seeds = spread_seeds(emb, n_metacells, seed=seed)
-    idx = _members(emb, seeds, k)
-    n_mc, k_eff = idx.shape
+    n = len(cells)
+    cell_split = split_cells(n, train_fraction, valid_fraction, _strata(mdata, cells, groupby), seed)
+    fit_rows = np.flatnonzero(cell_split == "train")
+    emb = pca_embedding(
+        rna.X,
+        n_pcs=n_pcs,
+        n_top_genes=n_top_genes,
+        seed=seed,
+        fit_rows=fit_rows if fit_rows.size > 1 else None,
+    )
+    groups, seeds, mc_split, counts = [], [], [], {}
+    n_joined = 0
+    for i, name in enumerate(SPLITS):
+        rows = np.flatnonzero(cell_split == name)
+        counts[f"n_cells_{name}"] = int(rows.size)
+        if rows.size == 0:
+            continue
+        n_seeds = min(rows.size, max(1, int(np.floor(n_metacells * rows.size / n + 0.5))))
+        local, local_seeds, joined = _groups(emb[rows], n_seeds, k, seed + i)
+        groups += [rows[g] for g in local]
+        seeds.append(rows[local_seeds])
+        mc_split += [name] * len(local)
+        n_joined += joined
+    seeds = np.concatenate(seeds)
+    n_mc = len(groups)
+    lengths = np.array([len(g) for g in groups])
     M = sp.csr_matrix(
-        (np.ones(idx.size, dtype=np.float32), idx.ravel(), np.arange(0, idx.size + 1, k_eff)),
-        shape=(n_mc, len(cells)),
+        (np.ones(lengths.sum(), dtype=np.float32), np.concatenate(groups), np.r_[0, np.cumsum(lengths)]),
+        shape=(n_mc, n),
     )
     M.sort_indices()
 
@@ -263,27 +358,17 @@ def make_metacells(
     obs = pd.DataFrame(index=names.copy())
     obs["seed_cell"] = np.asarray(cells[seeds], dtype=object)
     obs["n_cells"] = np.asarray(M.getnnz(axis=1), dtype=np.int64)
-    strata = None
     label_cols = ([groupby] if groupby else []) + [c for c in OPTIONAL_LABELS if c != groupby]
     for col in label_cols:
         values = obs_column(mdata, col)
-        if values is None:
-            if col == groupby:
-                raise DatasetError(
-                    f"obs['{groupby}']",
-                    expected=f"a '{groupby}' column",
-                    found="no such column in global or per-modality obs",
-                )
-            continue
-        obs[col] = _majority(M, values.reindex(cells), seeds)
-        if col == groupby:
-            strata = np.asarray(obs[col].cat.codes)
+        if values is not None:
+            obs[col] = _majority(M, values.reindex(cells), seeds)
     for mod, adata in (("rna", rna_mc), ("atac", atac_mc)):
         total = np.asarray(adata.X.sum(axis=1), dtype=np.float64).ravel()
         obs[f"total_counts_{mod}"] = total
         # log10 as in Cell2Net; an empty metacell gets 0 rather than -inf so models stay finite.
         obs[f"total_counts_{mod}_log"] = np.log10(np.maximum(total, 1.0))
-    obs["split"] = pd.Categorical(_split(n_mc, train_fraction, strata, seed), categories=["train", "valid"])
+    obs["split"] = pd.Categorical(mc_split, categories=list(SPLITS))
 
     with quiet_mudata():
         out = mudata.MuData({"rna": rna_mc, "atac": atac_mc})
@@ -292,14 +377,20 @@ def make_metacells(
     out.obsm["members"] = M
     out.uns.update(copy.deepcopy(dict(mdata.uns)))
     out.uns["member_cells"] = np.asarray(cells, dtype=object)
+    out.uns["member_split"] = np.asarray(cell_split, dtype=object)
     out.uns["metacells"] = {
         "n_metacells": int(n_mc),
-        "k": int(k_eff),
+        "k": int(min(k, n)),
         "n_pcs": int(n_pcs),
         "seed": int(seed),
         "groupby": groupby or "",
         "train_fraction": float(train_fraction),
-        "seeding": "kmeans++ (D2) on PCA of log-normalised RNA",
+        "valid_fraction": float(valid_fraction),
+        "n_cells": int(n),
+        **counts,
+        "n_cells_in_no_metacell": int(n - np.unique(M.indices).size),
+        "n_cells_joined_nearest_seed": int(n_joined),
+        "seeding": "kmeans++ (D2) on PCA (fitted on train cells) of log-normalised RNA, per split",
     }
     return out
 

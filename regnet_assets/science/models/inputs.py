@@ -36,6 +36,19 @@ class GeneInputs:
     train: np.ndarray  # (M,) bool, True = train metacell
     metacells: list[str] | None = None  # metacell names (M,), for the predictions table
     covariate_names: list[str] | None = None
+    # (M,) bool, True = test metacell: never trained on nor used for model selection (the rest,
+    # neither train nor test, is the valid split that early stopping and the schedule follow)
+    test: np.ndarray | None = None
+
+    def split_labels(self) -> np.ndarray:
+        """(M,) ``train`` / ``valid`` / ``test`` per metacell."""
+        test = np.zeros(len(self.target), bool) if self.test is None else np.asarray(self.test, bool)
+        return np.where(np.asarray(self.train, bool), "train", np.where(test, "test", "valid")).astype(object)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(M,) bool, True = valid metacell."""
+        return self.split_labels() == "valid"
 
     def validate(self) -> None:
         """Raise ValueError naming the field whose shape or content is inconsistent."""
@@ -49,6 +62,10 @@ class GeneInputs:
         check("peak_dist", self.peak_dist, (p,))
         check("tf_exp", self.tf_exp, (m, t))
         check("train", self.train, (m,))
+        if self.test is not None:
+            check("test", self.test, (m,))
+            if np.any(np.asarray(self.test, bool) & np.asarray(self.train, bool)):
+                raise ValueError(f"{self.gene}: a metacell is in both train and test")
         if np.ndim(self.covariates) != 2 or len(self.covariates) != m:
             raise ValueError(f"{self.gene}: covariates must be (M={m}, C), got {np.shape(self.covariates)}")
         if self.peak_seq is not None:
@@ -112,7 +129,7 @@ def build_gene_inputs(
     """One :class:`GeneInputs` per buildable gene, plus ``{gene: reason}`` for skipped genes.
 
     ``metacells``: MuData with summed raw counts in ``mod['rna'].X`` / ``mod['atac'].X``, an
-    ``obs['split']`` of train/valid and the covariate columns (global or per-modality obs),
+    ``obs['split']`` of train/valid/test and the covariate columns (global or per-modality obs),
     optionally ``mod['atac'].var['sequence']``. ``peak_to_gene``: columns gene, peak, distance;
     ``candidates``: columns gene, tf.
 
@@ -134,11 +151,14 @@ def build_gene_inputs(
     atac_rows = pd.Index(atac.obs_names).get_indexer(index)
     split = obs_column(metacells, "split", index)
     if split is None or split.isna().any():
-        raise ValueError("obs['split'] is missing (expected values 'train'/'valid' for every metacell)")
-    bad = set(split.astype(str)) - {"train", "valid"}
+        raise ValueError(
+            "obs['split'] is missing (expected values 'train'/'valid'/'test' for every metacell)"
+        )
+    bad = set(split.astype(str)) - {"train", "valid", "test"}
     if bad:
-        raise ValueError(f"obs['split'] has values other than train/valid: {sorted(bad)[:5]}")
+        raise ValueError(f"obs['split'] has values other than train/valid/test: {sorted(bad)[:5]}")
     train = (split.astype(str) == "train").to_numpy()
+    test = (split.astype(str) == "test").to_numpy()
     cov_cols = []
     for name in covariates:
         col = obs_column(metacells, name, index)
@@ -211,6 +231,7 @@ def build_gene_inputs(
                 train=train.copy(),
                 metacells=metacell_names,
                 covariate_names=list(covariates),
+                test=test.copy(),
             )
         )
     return built, skipped

@@ -29,6 +29,19 @@ Architecture (following the reference ``PeaksTF2GeneExpressionPoisson``, cell2ne
 4. head on [flattened peak embeddings, exp(-distance/500 kb), TF expression, covariates]:
    Linear→32, ReLU, BatchNorm1d, Dropout, Linear→1 = Poisson log-rate.
 
+Two differences from the reference, for identifiable TF effects (issue #13; both are identity
+/ absent under ``TrainConfig.reference()``):
+
+* TF expression and covariates enter **standardised** with the train split's mean and SD,
+  stored as per-gene buffers (``tf_shift``/``tf_scale``, ``cov_shift``/``cov_scale``) so that
+  prediction and attribution apply the same transform. It is an affine map folded into the
+  head's first layer, so the model is still linear in raw TF expression there and attribution
+  keeps its raw-zero baseline (``tf_head_weights`` returns the per-raw-unit slopes).
+* ``ModelSpec.tf_linear`` adds a **linear readout on the standardised TFs** to the log-rate,
+  beside the Cell2Net head: a TF's direct effect then has one place to go instead of being
+  shared among ~500 head inputs (peak embeddings carry a second copy of TF activity through
+  target-site openness), which is what made the reference's TF credit unidentifiable.
+
 **Speed insight.** Peak sequences are identical for every metacell, so the encoder runs once
 per step on the gene's P sequences and its output is broadcast over the B metacells, where the
 reference encodes B×P copies. This is mathematically identical: BatchNorm statistics over B
@@ -101,6 +114,8 @@ class ModelSpec:
     head_hidden: int = 32
     dropout: float = 0.25
     attn_dropout: float = 0.1
+    tf_linear: bool = False  # a linear readout on the (standardised) TFs beside the head
+    tf_in_head: bool = True  # TF expression also enters the head's first layer (the reference)
 
     def __post_init__(self):
         object.__setattr__(self, "n_filters", tuple(int(f) for f in self.n_filters))
@@ -149,6 +164,7 @@ class _Entry:
     fan_in: int = 1
     fan_out: int = 1
     buffer: bool = False
+    per_tf: bool = False  # one value per TF: padded TFs hold the init value (1 or 0)
 
 
 def gene_param_spec(spec: ModelSpec, n_peaks: int, n_tfs: int) -> dict[str, _Entry]:
@@ -199,6 +215,13 @@ def gene_param_spec(spec: ModelSpec, n_peaks: int, n_tfs: int) -> dict[str, _Ent
     e["hbn_var"] = _Entry((hh,), "ones", buffer=True)
     e["head2_w"] = _Entry((1, hh), "kaiming", hh)
     e["head2_b"] = _Entry((1,), "bias", hh)
+    if spec.tf_linear:
+        e["tf_lin_w"] = _Entry((n_tfs,), "zeros", per_tf=True)
+    # input standardisation (identity until the trainer sets the train split's statistics)
+    e["tf_shift"] = _Entry((n_tfs,), "zeros", buffer=True, per_tf=True)
+    e["tf_scale"] = _Entry((n_tfs,), "ones", buffer=True, per_tf=True)
+    e["cov_shift"] = _Entry((spec.n_covariates,), "zeros", buffer=True)
+    e["cov_scale"] = _Entry((spec.n_covariates,), "ones", buffer=True)
     return e
 
 
@@ -298,6 +321,8 @@ class BatchedGeneModel(nn.Module):
             t = getattr(self, name)[g].detach()
             if name == "head1_w":
                 t = t[:, self._head_index(g).to(t.device)]
+            elif self._entries[name].per_tf:
+                t = t[: self.n_tfs[g]]
             out[name] = t.clone()
         return out
 
@@ -316,6 +341,9 @@ class BatchedGeneModel(nn.Module):
             if name == "head1_w":
                 dst[g].zero_()
                 dst[g][:, self._head_index(g).to(dst.device)] = src.to(dst)
+            elif x.per_tf:
+                dst[g].fill_(1.0 if x.init == "ones" else 0.0)
+                dst[g][: len(src)] = src.to(dst)
             else:
                 dst[g].copy_(src)
 
@@ -453,7 +481,7 @@ class BatchedGeneModel(nn.Module):
         b = acc.shape[1]
         mask_a, mask_h = self._dropout_masks(b, acc.device) if self.training else (None, None)
         x = self.peak_embeddings(enc, acc, mask_a)
-        return self.head(self.head_preactivation(x, dist_w, tf, cov), mask_h)
+        return self.head(self.head_preactivation(x, dist_w, tf, cov), mask_h) + self.tf_readout(tf)
 
     def peak_embeddings(self, enc, acc, attn_dropout: torch.Tensor | None = None) -> torch.Tensor:
         """(G, B, P_max, n_dims) peak embeddings: peak MLP and transformer block (no TF input)."""
@@ -501,18 +529,35 @@ class BatchedGeneModel(nn.Module):
             [
                 (x * pmask[:, None, :, None]).reshape(g, b, p * d),
                 (dist_w * pmask).unsqueeze(1).expand(g, b, p),
-                tf * self.tf_mask.unsqueeze(1),
-                cov,
+                self.standardised_tf(tf) * float(self.spec.tf_in_head),
+                (cov - self.cov_shift.unsqueeze(1)) / self.cov_scale.unsqueeze(1),
             ],
             dim=-1,
         )
         return torch.baddbmm(self.head1_b.unsqueeze(1), feat, self.head1_w.transpose(1, 2))
 
+    def standardised_tf(self, tf) -> torch.Tensor:
+        """(G, B, T_max) TF expression on the train split's scale, padded TFs zeroed."""
+        return (tf - self.tf_shift.unsqueeze(1)) / self.tf_scale.unsqueeze(1) * self.tf_mask.unsqueeze(1)
+
+    def tf_readout(self, tf) -> torch.Tensor | float:
+        """(G, B) the linear TF readout's share of the log-rate (0 without ``spec.tf_linear``)."""
+        if not self.spec.tf_linear:
+            return 0.0
+        return (self.standardised_tf(tf) * self.tf_lin_w.unsqueeze(1)).sum(-1)
+
+    def tf_readout_slopes(self) -> torch.Tensor:
+        """(G, T_max) d(readout)/d(raw TF expression); zeros without ``spec.tf_linear``."""
+        if not self.spec.tf_linear:
+            return torch.zeros_like(self.tf_shift)
+        return self.tf_lin_w / self.tf_scale * self.tf_mask
+
     def tf_head_weights(self) -> torch.Tensor:
-        """(G, head_hidden, T_max) columns of the first head layer that multiply TF expression
-        (padded TFs zeroed): ``head_preactivation`` at ``tf`` = at zero TFs + ``tf @ Wᵀ``."""
+        """(G, head_hidden, T_max) first-head-layer slopes in raw TF expression (the columns that
+        multiply TF expression over the standardisation scale, padded TFs zeroed):
+        ``head_preactivation`` at ``tf`` = at zero TFs + ``tf @ Wᵀ``."""
         cols = (self.spec.n_dims + 1) * self.p_max + torch.arange(self.t_max, device=self.head1_w.device)
-        return self.head1_w[:, :, cols] * self.tf_mask.unsqueeze(1)
+        return self.head1_w[:, :, cols] * (self.tf_mask / self.tf_scale * float(self.spec.tf_in_head)).unsqueeze(1)
 
     def head(self, z, dropout: torch.Tensor | None = None) -> torch.Tensor:
         """ReLU, BatchNorm, dropout and the last linear layer: (G, B, H) pre-activation → (G, B)."""

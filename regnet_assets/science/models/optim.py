@@ -58,7 +58,7 @@ class BatchedAdam:
 
 
 class BatchedPlateau:
-    """``ReduceLROnPlateau(mode='max', threshold_mode='rel', cooldown=0)`` per gene."""
+    """``ReduceLROnPlateau(mode=mode, threshold_mode='rel', cooldown=0)`` per gene."""
 
     def __init__(
         self,
@@ -68,7 +68,10 @@ class BatchedPlateau:
         min_lr: float,
         threshold: float = 1e-4,
         eps: float = 1e-8,
+        mode: str = "max",
     ):
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.patience, self.factor, self.min_lr, self.threshold, self.eps = (
             patience,
             factor,
@@ -76,12 +79,17 @@ class BatchedPlateau:
             threshold,
             eps,
         )
-        self.best = np.full(n_genes, -np.inf)
+        self.mode = mode
+        self.best = np.full(n_genes, -np.inf if mode == "max" else np.inf)
         self.bad = np.zeros(n_genes, dtype=int)
 
     def step(self, metric: np.ndarray, lr: torch.Tensor) -> None:
         metric = np.asarray(metric, dtype=float)
-        better = metric > self.best * (1 + self.threshold)  # NaN compares False, as in torch
+        # NaN compares False, as in torch
+        if self.mode == "max":
+            better = metric > self.best * (1 + self.threshold)
+        else:
+            better = metric < self.best * (1 - self.threshold)
         self.best = np.where(better, metric, self.best)
         self.bad = np.where(better, 0, self.bad + 1)
         reduce = self.bad > self.patience
@@ -91,3 +99,13 @@ class BatchedPlateau:
             change = reduce & (old - new > self.eps)
             lr.copy_(torch.as_tensor(np.where(change, new, old), dtype=lr.dtype))
             self.bad[reduce] = 0
+
+
+def cosine_lr(step: int, total: int, lr: float, min_lr: float, warmup_fraction: float) -> float:
+    """Learning rate for 1-based optimiser ``step`` of ``total``: linear warm-up over
+    ``warmup_fraction`` of the steps, then cosine decay from ``lr`` to ``min_lr``."""
+    warm = int(round(warmup_fraction * total))
+    if step <= warm:
+        return lr * step / warm
+    progress = (step - warm) / max(total - warm, 1)
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from regnet_assets.science.models.quality import correlation_row, oracle_spearman
+from regnet_assets.science.common.obs import obs_column
+from regnet_assets.science.models.quality import correlation_row, null_spearman, oracle_spearman
 from regnet_assets.science.models.trainer import GeneResult
 
 TABLES = ("gene_models", "training_history", "predictions", "gene_correlation")
@@ -39,6 +40,7 @@ def run_tables(
     give ``gene_correlation.oracle_spearman``).
     """
     rna = metacells["rna"]
+    design = null_design(metacells)
     out: dict[str, dict[str, pd.DataFrame]] = {name: {} for name in TABLES}
     for r in results:
         row = {"gene": r.gene, "status": "trained", "reason": ""}
@@ -47,6 +49,7 @@ def run_tables(
         out["predictions"][r.gene] = r.predictions.assign(gene=r.gene)
         correlation = correlation_row(r.predictions)
         correlation["oracle_spearman"] = oracle_spearman(r.predictions, rna, r.gene)
+        correlation["null_spearman"] = null_spearman(r.predictions, design)
         out["gene_correlation"][r.gene] = pd.DataFrame([{"gene": r.gene, "status": "trained", **correlation}])
     for gene, reason in skipped.items():
         out["gene_models"][gene] = pd.DataFrame([{"gene": gene, "status": "skipped", "reason": reason}])
@@ -54,6 +57,26 @@ def run_tables(
         out["predictions"][gene] = _empty(["metacell", "split", "observed", "predicted"])
         out["gene_correlation"][gene] = pd.DataFrame([{"gene": gene, "status": "skipped"}])
     return out
+
+
+def null_design(metacells) -> pd.DataFrame:
+    """Per metacell: its cell type (``uns['metacells']['groupby']``, one level if none) and log
+    RNA depth, the inputs of :func:`~regnet_assets.science.models.quality.null_spearman`."""
+    index = pd.Index(metacells["rna"].obs_names.astype(str))
+    groupby = dict(metacells.uns.get("metacells", {})).get("groupby", "") or None
+    labels = obs_column(metacells, groupby, index) if groupby else None
+    depth = obs_column(metacells, "total_counts_rna_log", index)
+    if depth is None:
+        depth = pd.Series(
+            np.log10(np.maximum(np.asarray(metacells["rna"].X.sum(axis=1)).ravel(), 1.0)), index
+        )
+    return pd.DataFrame(
+        {
+            "cell_type": labels.astype(str).to_numpy() if labels is not None else "all",
+            "depth_log": pd.to_numeric(depth).to_numpy(float),
+        },
+        index=index,
+    )
 
 
 def non_finite_predictions(tables: dict[str, dict[str, pd.DataFrame]]) -> int:

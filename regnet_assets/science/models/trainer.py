@@ -5,6 +5,12 @@ so that each gene gets exactly what training it alone would give (same init, dro
 minibatch order and per-gene optimiser/scheduler state), up to floating-point noise.
 Fixes of the reference's bugs (``shared/reference/cell2net.md`` §2): the best epoch's weights are
 a real copy, and the validation loss is averaged over validation samples.
+
+Differences from the reference by default (``TrainConfig``; ``TrainConfig.reference()`` restores
+it): a step budget with warm-up + cosine decay, the checkpoint at the lowest valid Poisson
+loss (optionally with early-stopping ``patience``), and TF expression and covariates
+standardised with the train split's statistics (stored in the weights as buffers). The valid
+split drives checkpoint and schedule only; the test split is predicted, never looked at.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from regnet_assets.science.models.checkpoint import GeneCheckpoint
 from regnet_assets.science.models.config import TrainConfig
 from regnet_assets.science.models.inference import predict_log_rates
 from regnet_assets.science.models.inputs import GeneInputs, StackedInputs
+from regnet_assets.science.models.glm_start import poisson_glm_start
 from regnet_assets.science.models.module import (
     BatchedGeneModel,
     ModelSpec,
@@ -30,7 +37,7 @@ from regnet_assets.science.models.module import (
     init_gene_state,
     poisson_nll,
 )
-from regnet_assets.science.models.optim import BatchedAdam, BatchedPlateau
+from regnet_assets.science.models.optim import BatchedAdam, BatchedPlateau, cosine_lr
 
 
 @dataclass
@@ -65,9 +72,9 @@ def _check_inputs(inputs: list[GeneInputs]) -> None:
         x.validate()
     ref = inputs[0]
     for x in inputs[1:]:
-        if len(x.target) != len(ref.target) or not np.array_equal(x.train, ref.train):
+        if len(x.target) != len(ref.target) or not np.array_equal(x.split_labels(), ref.split_labels()):
             raise ValueError(
-                f"{x.gene}: all genes of a run must share the same metacells and train/valid split"
+                f"{x.gene}: all genes of a run must share the same metacells and train/valid/test split"
             )
         if np.shape(x.covariates)[1] != np.shape(ref.covariates)[1]:
             raise ValueError(f"{x.gene}: all genes of a run need the same number of covariates")
@@ -88,7 +95,33 @@ def _spec_for(inputs: list[GeneInputs], config: TrainConfig) -> ModelSpec:
         n_heads=config.n_heads,
         dropout=config.dropout,
         attn_dropout=config.attn_dropout,
+        tf_linear=config.tf_linear,
+        tf_in_head=config.tf_in_head,
     )
+
+
+def _standardisation(x: GeneInputs, train: np.ndarray) -> dict[str, torch.Tensor]:
+    """Train-split mean and SD (ddof 0; 1 where constant) of TF expression and covariates."""
+    out = {}
+    for name, values in (("tf", x.tf_exp), ("cov", x.covariates)):
+        v = np.asarray(values, np.float64)[train]
+        sd = v.std(0)
+        out[f"{name}_shift"] = torch.as_tensor(v.mean(0), dtype=torch.float32)
+        out[f"{name}_scale"] = torch.as_tensor(np.where(sd > 1e-8, sd, 1.0), dtype=torch.float32)
+    return out
+
+
+def _glm_state(x: GeneInputs, state: dict, train: np.ndarray) -> dict[str, torch.Tensor]:
+    """Linear readout and output bias at the train split's Poisson GLM, head output at zero."""
+    z = lambda v, k: (np.asarray(v, np.float64) - state[f"{k}_shift"].numpy()) / state[f"{k}_scale"].numpy()  # noqa: E731
+    coef, intercept = poisson_glm_start(
+        z(x.tf_exp, "tf"), z(x.covariates, "cov"), x.target, train, np.asarray(x.valid, bool)
+    )
+    return {
+        "tf_lin_w": torch.as_tensor(coef),
+        "head2_b": torch.tensor([intercept], dtype=torch.float32),
+        "head2_w": torch.zeros_like(state["head2_w"]),
+    }
 
 
 def train_genes(
@@ -101,15 +134,17 @@ def train_genes(
 
     Every epoch: a training pass over shuffled train metacells (the same order for all genes),
     then an eval pass over all metacells recording train/valid loss and valid Spearman per gene.
-    Each gene keeps a copy of its weights at its best valid-Spearman epoch (NaN counts as −inf)
-    and is finally predicted with them. ``progress`` is called after every epoch with a dict
-    (chunk, n_chunks, epoch, epochs, genes, valid_spearman, log_rates (G, M) of that epoch).
+    Each gene keeps a copy of its weights at its best epoch by ``config.checkpoint_metric``
+    (lowest valid loss, or highest valid Spearman with NaN as −inf) and is finally predicted
+    with them; the run stops early once every gene has gone ``config.patience`` epochs without
+    improving. ``progress`` is called after every epoch with a dict (chunk, n_chunks, epoch,
+    epochs, genes, valid_spearman, log_rates (G, M) of that epoch).
     """
     config = config or TrainConfig()
     _check_inputs(inputs)
     device = torch.device(device)
     n_train = int(np.sum(inputs[0].train))
-    n_valid = len(inputs[0].train) - n_train
+    n_valid = int(np.sum(inputs[0].valid))
     if n_train < (config.batch_size if config.drop_last else 1):
         raise ValueError(f"{n_train} train metacells < batch_size {config.batch_size} (drop_last=True)")
     if n_valid < 2:
@@ -136,6 +171,10 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
         )
         if config.init_bias_from_target:
             state["head2_b"] = torch.tensor([math.log(max(float(np.mean(x.target[train_mask])), 1e-3))])
+        if config.standardize_inputs:
+            state.update(_standardisation(x, train_mask))
+        if config.glm_start and spec.tf_linear:
+            state.update(_glm_state(x, state, train_mask))
         model.load_gene_state(g, state)
     dtype = getattr(torch, config.dtype)
     model.to(device=device, dtype=dtype)
@@ -151,26 +190,45 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
         lr=torch.full((g_count,), config.lr, device=device, dtype=dtype),
         weight_decay=config.weight_decay,
     )
+    by_loss = config.checkpoint_metric == "valid_loss"
     sched = BatchedPlateau(
-        g_count, config.scheduler_patience, config.scheduler_factor, config.min_lr, config.scheduler_threshold
+        g_count,
+        config.scheduler_patience,
+        config.scheduler_factor,
+        config.min_lr,
+        config.scheduler_threshold,
+        mode="min" if by_loss else "max",
     )
     order_gen = torch.Generator().manual_seed(int(config.seed))
     train_idx = torch.as_tensor(np.flatnonzero(train_mask), device=device)
-    valid_idx = np.flatnonzero(~train_mask)
+    valid_idx = np.flatnonzero(inputs[0].valid)
     train_np = np.flatnonzero(train_mask)
     y_np = data.y.cpu().numpy()
     bs = config.batch_size
+    per_epoch = len(train_np) // bs if config.drop_last else math.ceil(len(train_np) / bs)
+    epochs = config.epochs if config.steps is None else math.ceil(config.steps / per_epoch)
+    total_steps = epochs * per_epoch if config.steps is None else config.steps
+    n_steps = 0
 
     best_score = np.full(g_count, -np.inf)
     best_epoch = [0] * g_count
     best: dict[str, torch.Tensor] | None = None  # stacked copy of every gene's best-epoch state
     history: list[list[dict]] = [[] for _ in range(g_count)]
-    for epoch in range(1, config.epochs + 1):
+    epochs_run = 0
+    for epoch in range(1, epochs + 1):
+        epochs_run = epoch
         model.train()
         perm = train_idx[torch.randperm(len(train_idx), generator=order_gen).to(device)]
         stop = len(perm) - len(perm) % bs if config.drop_last else len(perm)
         batch_losses = []
         for i in range(0, stop, bs):
+            if n_steps >= total_steps:
+                break
+            n_steps += 1
+            if config.schedule == "cosine":
+                opt.lr.fill_(
+                    cosine_lr(n_steps, total_steps, config.lr, config.min_lr, config.warmup_fraction)
+                )
             idx = perm[i : i + bs]
             out = model(data.seq, data.acc[:, idx], data.dist, data.tf[:, idx], data.cov[:, idx])
             loss_g = poisson_nll(out, data.y[:, idx]).mean(1)  # (G,) each gene's mean NLL
@@ -197,26 +255,32 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
                     "train_batch_loss": float(batch_loss[g]),
                 }
             )
-        score = np.where(np.isfinite(valid_rho), valid_rho, -np.inf)
+        valid_loss = nll[:, valid_idx].mean(1)
+        metric = -valid_loss if by_loss else valid_rho
+        score = np.where(np.isfinite(metric), metric, -np.inf)
         improved = (score > best_score) | (epoch == 1)
         if improved.any():
             best_score[improved] = score[improved]
             for g in np.flatnonzero(improved):
                 best_epoch[g] = epoch
             best = _snapshot(model, best, improved)
-        sched.step(score, opt.lr)
+        if config.schedule == "plateau":
+            sched.step(valid_loss if by_loss else score, opt.lr)
         if progress is not None:
             progress(
                 {
                     "chunk": chunk_info[0],
                     "n_chunks": chunk_info[1],
                     "epoch": epoch,
-                    "epochs": config.epochs,
+                    "epochs": epochs,
                     "genes": [x.gene for x in inputs],
                     "valid_spearman": valid_rho.copy(),
                     "log_rates": lr_np,
                 }
             )
+        stalled = epoch - np.asarray(best_epoch) >= (config.patience or np.inf)
+        if stalled.all() or n_steps >= total_steps:
+            break
 
     model.load_state_dict(best)
     best_states = [model.gene_state_dict(g) for g in range(g_count)]
@@ -233,7 +297,7 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
             "n_tfs": n_tfs[g],
             "n_params": model.n_params(g),
             "best_epoch": best_epoch[g],
-            "epochs_run": config.epochs,
+            "epochs_run": epochs_run,
             "train_loss": float(best_row["train_loss"]),
             "valid_loss": float(best_row["valid_loss"]),
             "valid_spearman": float(best_row["valid_spearman"]),
@@ -276,7 +340,7 @@ def _predictions_frame(x: GeneInputs, predicted: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "metacell": names,
-            "split": np.where(np.asarray(x.train, bool), "train", "valid"),
+            "split": x.split_labels(),
             "observed": np.asarray(x.target, np.float64),
             "predicted": predicted.astype(np.float64),
         }
