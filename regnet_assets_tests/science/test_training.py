@@ -11,6 +11,7 @@ from scipy import stats
 
 from regnet_assets.science.models.checkpoint import GeneCheckpoint, load_gene_model_file
 from regnet_assets.science.models.config import TrainConfig
+from regnet_assets.science.models.glm_start import poisson_glm_start
 from regnet_assets.science.models.inference import predict
 from regnet_assets.science.models.inputs import GeneInputs, build_gene_inputs
 from regnet_assets.science.models.optim import BatchedAdam, BatchedPlateau
@@ -336,3 +337,56 @@ def test_reference_preset_is_the_tutorial():
     assert TrainConfig.preset("reference", lr=1e-3).lr == 1e-3
     with pytest.raises(ValueError, match="preset"):
         TrainConfig.preset("fast")
+
+
+def test_glm_start_recovers_a_known_poisson_glm():
+    rng = np.random.default_rng(4)
+    m = 3000
+    tf, cov = rng.normal(size=(m, 3)), rng.normal(size=(m, 1))
+    y = rng.poisson(np.exp(1.0 + tf @ [0.5, -0.3, 0.0] + 0.4 * cov[:, 0]))
+    split = rng.permutation(np.r_[np.zeros(2400, bool), np.ones(600, bool)])
+    coef, intercept = poisson_glm_start(tf, cov, y, ~split, split)
+    np.testing.assert_allclose(coef, [0.5, -0.3, 0.0], atol=0.04)
+    assert intercept == pytest.approx(1.0, abs=0.04) and coef.shape == (3,)  # covariate dropped
+
+
+def test_trainer_starts_the_readout_at_the_glm_and_the_head_output_at_zero():
+    inputs = synthetic_gene_inputs(2, n_metacells=96, peaks=(3, 5), tfs=(2, 4), seq_len=None, seed=3)
+    untrained = dict(n_filters=(8, 8, 4), batch_size=16, steps=1, lr=1e-12, min_lr=0.0)
+    for x, r in zip(inputs, train_genes(inputs, TrainConfig(**untrained))):
+        state = r.checkpoint.state_dict
+
+        def z(v, k):
+            return (np.asarray(v, np.float64) - state[f"{k}_shift"].numpy()) / state[f"{k}_scale"].numpy()
+
+        coef, intercept = poisson_glm_start(
+            z(x.tf_exp, "tf"), z(x.covariates, "cov"), x.target, x.train, x.valid
+        )
+        np.testing.assert_allclose(state["tf_lin_w"].numpy().ravel(), coef, atol=1e-5)
+        assert float(state["head2_b"]) == pytest.approx(intercept, abs=1e-5)
+        assert float(state["head2_w"].abs().max()) < 1e-6
+
+
+@pytest.mark.parametrize("tf_in_head", [False, True])
+def test_without_tfs_in_the_head_the_log_rate_is_linear_in_each_tf(tf_in_head):
+    """tf_in_head=False: a TF moves the log-rate by exactly its readout slope (the head never sees
+    it); with TFs in the head the ReLU head bends that line, the control."""
+    (x,) = synthetic_gene_inputs(1, n_metacells=96, peaks=(4, 4), tfs=(3, 3), seq_len=None, seed=8)
+    (r,) = train_genes([x], TrainConfig(n_filters=(8, 8, 4), batch_size=16, steps=40, tf_in_head=tf_in_head))
+    state = r.checkpoint.state_dict
+    slope = float(state["tf_lin_w"].ravel()[0] / state["tf_scale"].ravel()[0])
+    sd = float(np.std(x.tf_exp[:, 0]))
+    log_rates = []
+    for shift in (-sd, 0.0, sd):
+        tf = np.array(x.tf_exp, np.float64)
+        tf[:, 0] += shift
+        moved = GeneInputs(**{**x.__dict__, "tf_exp": tf.astype(np.asarray(x.tf_exp).dtype)})
+        log_rates.append(np.log(predict(r.checkpoint, moved)))
+    step_up, step_down = log_rates[2] - log_rates[1], log_rates[1] - log_rates[0]
+    linear = np.allclose(step_up, slope * sd, atol=1e-4) and np.allclose(step_down, slope * sd, atol=1e-4)
+    assert linear != tf_in_head, (slope * sd, step_up[:5], step_down[:5])
+
+
+def test_tf_in_head_false_needs_the_linear_readout():
+    with pytest.raises(ValueError, match="tf_in_head"):
+        TrainConfig(tf_linear=False, tf_in_head=False)

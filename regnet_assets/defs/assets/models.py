@@ -70,6 +70,12 @@ class TrainingConfig(dg.Config):
     tf_linear: bool = science_field(
         TrainConfig, "tf_linear", "A linear readout on the TFs beside the Cell2Net head."
     )
+    tf_in_head: bool = science_field(
+        TrainConfig, "tf_in_head", "TF expression also enters the Cell2Net head (as in the reference)."
+    )
+    glm_start: bool = science_field(
+        TrainConfig, "glm_start", "Start the linear TF readout at the train split's Poisson GLM."
+    )
     weight_decay: float = science_field(TrainConfig, "weight_decay", "L2 weight decay (Adam).")
     batch_size: int = science_field(TrainConfig, "batch_size", "Metacells per minibatch.")
     dropout: float = science_field(TrainConfig, "dropout", "Head dropout.")

@@ -29,7 +29,7 @@ Architecture (following the reference ``PeaksTF2GeneExpressionPoisson``, cell2ne
 4. head on [flattened peak embeddings, exp(-distance/500 kb), TF expression, covariates]:
    Linear→32, ReLU, BatchNorm1d, Dropout, Linear→1 = Poisson log-rate.
 
-Two differences from the reference, for identifiable TF effects (issue #13; both are identity
+Three differences from the reference, for identifiable TF effects (issue #13; all are identity
 / absent under ``TrainConfig.reference()``):
 
 * TF expression and covariates enter **standardised** with the train split's mean and SD,
@@ -41,6 +41,9 @@ Two differences from the reference, for identifiable TF effects (issue #13; both
   beside the Cell2Net head: a TF's direct effect then has one place to go instead of being
   shared among ~500 head inputs (peak embeddings carry a second copy of TF activity through
   target-site openness), which is what made the reference's TF credit unidentifiable.
+* With ``ModelSpec.tf_in_head=False`` (the product default) the TFs feed **only** that readout:
+  the head's TF inputs are zero, so it models peak context, sequence and covariates and cannot
+  take a share of the TF credit. The trainer starts the readout at a Poisson GLM (``glm_start``).
 
 **Speed insight.** Peak sequences are identical for every metacell, so the encoder runs once
 per step on the gene's P sequences and its output is broadcast over the B metacells, where the
@@ -557,7 +560,9 @@ class BatchedGeneModel(nn.Module):
         multiply TF expression over the standardisation scale, padded TFs zeroed):
         ``head_preactivation`` at ``tf`` = at zero TFs + ``tf @ Wᵀ``."""
         cols = (self.spec.n_dims + 1) * self.p_max + torch.arange(self.t_max, device=self.head1_w.device)
-        return self.head1_w[:, :, cols] * (self.tf_mask / self.tf_scale * float(self.spec.tf_in_head)).unsqueeze(1)
+        return self.head1_w[:, :, cols] * (
+            self.tf_mask / self.tf_scale * float(self.spec.tf_in_head)
+        ).unsqueeze(1)
 
     def head(self, z, dropout: torch.Tensor | None = None) -> torch.Tensor:
         """ReLU, BatchNorm, dropout and the last linear layer: (G, B, H) pre-activation → (G, B)."""

@@ -27,9 +27,9 @@ import torch
 from regnet_assets.science.common.correlation import spearman
 from regnet_assets.science.models.checkpoint import GeneCheckpoint
 from regnet_assets.science.models.config import TrainConfig
+from regnet_assets.science.models.glm_start import poisson_glm_start
 from regnet_assets.science.models.inference import predict_log_rates
 from regnet_assets.science.models.inputs import GeneInputs, StackedInputs
-from regnet_assets.science.models.glm_start import poisson_glm_start
 from regnet_assets.science.models.module import (
     BatchedGeneModel,
     ModelSpec,
@@ -113,7 +113,10 @@ def _standardisation(x: GeneInputs, train: np.ndarray) -> dict[str, torch.Tensor
 
 def _glm_state(x: GeneInputs, state: dict, train: np.ndarray) -> dict[str, torch.Tensor]:
     """Linear readout and output bias at the train split's Poisson GLM, head output at zero."""
-    z = lambda v, k: (np.asarray(v, np.float64) - state[f"{k}_shift"].numpy()) / state[f"{k}_scale"].numpy()  # noqa: E731
+
+    def z(v, k):
+        return (np.asarray(v, np.float64) - state[f"{k}_shift"].numpy()) / state[f"{k}_scale"].numpy()
+
     coef, intercept = poisson_glm_start(
         z(x.tf_exp, "tf"), z(x.covariates, "cov"), x.target, train, np.asarray(x.valid, bool)
     )
