@@ -61,7 +61,9 @@ SETTINGS = {
     "lr_3e-4": TrainConfig(lr=3e-4),
     "batch_32": TrainConfig(batch_size=32),
     "no_sequence": TrainConfig(use_sequence=False),
-    "untrained": TrainConfig(steps=1, lr=1e-12, min_lr=0.0),
+    # the same models at their random initialisation, and at the GLM start before any training
+    "untrained": TrainConfig(steps=1, lr=1e-12, min_lr=0.0, glm_start=False),
+    "glm_start_only": TrainConfig(steps=1, lr=1e-12, min_lr=0.0),
 }
 PRESETS = {"small": (SimulationConfig.small, 60), "default": (SimulationConfig, 200)}
 
