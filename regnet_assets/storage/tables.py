@@ -568,7 +568,7 @@ _TABLES = [
     _table(
         "ablated_gene_correlation",
         "reports",
-        "Valid/train scores of each gene's model trained without its TF branch.",
+        "Train/valid/test scores of each gene's model trained without its TF branch.",
         [
             ("gene", "string", "target gene"),
             ("status", "string", "trained | skipped"),
@@ -577,10 +577,13 @@ _TABLES = [
             ("train_spearman", "double", "Spearman of observed vs predicted counts, train metacells"),
             ("train_pearson", "double", "Pearson, train metacells"),
             ("n_train", "int64", "train metacells"),
-            ("valid_spearman", "double", "Spearman, valid metacells (the score gene_ranks uses)"),
+            ("valid_spearman", "double", "Spearman, valid metacells (the split early stopping saw)"),
             ("valid_pearson", "double", "Pearson, valid metacells"),
             ("n_valid", "int64", "valid metacells"),
-            ("best_epoch", "int64", "epoch of the best valid Spearman"),
+            ("test_spearman", "double", "Spearman, test metacells (the score gene_ranks uses)"),
+            ("test_pearson", "double", "Pearson, test metacells"),
+            ("n_test", "int64", "test metacells"),
+            ("best_epoch", "int64", "epoch of the checkpoint kept (by the configured checkpoint_metric)"),
             ("epochs_run", "int64", "epochs trained"),
             ("epochs", "int64", "configured epochs"),
             ("lr", "double", "configured learning rate"),
@@ -595,12 +598,12 @@ _TABLES = [
     _table(
         "gene_ranks",
         "reports",
-        "Per gene: valid Spearman with and without the TF branch, their ranks and rank difference.",
+        "Per gene: test Spearman with and without the TF branch, their ranks and rank difference.",
         [
             ("gene", "string", "target gene"),
-            ("metric", "string", "score ranked (valid_spearman)"),
-            ("score_full", "double", "valid score of the full model"),
-            ("score_ablated", "double", "valid score without the TF branch"),
+            ("metric", "string", "score ranked (test_spearman)"),
+            ("score_full", "double", "test score of the full model"),
+            ("score_ablated", "double", "test score without the TF branch"),
             ("rank_full", "double", "ascending average rank (n = best) among genes with both scores finite"),
             ("rank_ablated", "double", "the same for the ablated model"),
             (

@@ -51,7 +51,9 @@ def test_dataset_group_yields_non_empty_views_with_expected_rows(small_run):
     assert count("motif_hits") > 0 and count("gene_tf_candidates") > 0
     splits = query(small_run, "SELECT split, count(*) AS n FROM metacells GROUP BY split")
     n = dict(zip(splits["split"], splits["n"]))
-    assert n["train"] == round(0.8 * metacells.n_obs)
+    # cells are split 70/15/15 before metacells; each split gets metacells in proportion
+    assert abs(n["train"] - 0.7 * metacells.n_obs) <= 2
+    assert n["valid"] > 0 and n["test"] > 0 and sum(n.values()) == metacells.n_obs
     genes = read_table(small_run, "genes")
     assert genes["modelable"].sum() == mdata.uns["peak_to_gene"]["gene"].nunique()
 

@@ -189,8 +189,8 @@ def test_ablated_models_train_like_the_full_models_and_rank_every_gene(run):
     ranks = read_table(storage, "gene_ranks").set_index("gene")
     correlation = read_table(storage, "gene_correlation").set_index("gene")
     assert sorted(ranks.index) == sorted(genes)
-    np.testing.assert_allclose(ranks.loc[trained, "score_full"], correlation.loc[trained, "valid_spearman"])
-    np.testing.assert_allclose(ranks.loc[trained, "score_ablated"], ablated.loc[trained, "valid_spearman"])
+    np.testing.assert_allclose(ranks.loc[trained, "score_full"], correlation.loc[trained, "test_spearman"])
+    np.testing.assert_allclose(ranks.loc[trained, "score_ablated"], ablated.loc[trained, "test_spearman"])
     # a model without TFs is a different model: its scores are not the full model's
     assert not np.allclose(ranks["score_full"], ranks["score_ablated"])
     assert sorted(ranks["rank_full"].dropna()) == pytest.approx(

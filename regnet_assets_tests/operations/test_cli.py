@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from regnet_assets.cli import main
+from regnet_assets.science.models.config import TrainConfig
 from regnet_assets.storage import query
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -186,7 +187,7 @@ def test_regnet_export_writes_every_readme_table_equal_to_its_duckdb_view(ran, t
     assert sorted(g for r in trained_by for g in r["genes"]) == sorted(partitions)
     assert all(r["n_genes"] == len(r["genes"]) for r in trained_by)
     assert all(
-        r["config"]["gene_models"]["epochs"] == 1 and r["config"]["gene_models"]["lr"] == 1e-4
+        r["config"]["gene_models"]["epochs"] == 1 and r["config"]["gene_models"]["lr"] == TrainConfig().lr
         for r in trained_by
     )  # given (epochs) and default (lr) settings
 

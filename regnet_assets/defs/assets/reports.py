@@ -166,6 +166,7 @@ def ablated_gene_models(
                     "reason": reason,
                     "n_tfs_zeroed": 0,
                     "valid_spearman": np.nan,
+                    "test_spearman": np.nan,
                     "config_source": "",
                 }
             ]
@@ -186,8 +187,8 @@ def gene_ranks(
     ablated_gene_correlation: pd.DataFrame,
     storage: StorageResource,
 ) -> pd.DataFrame:
-    """Per gene: valid Spearman with and without the TF branch, their ranks and rank difference."""
-    ranks = rep.tf_dependence(gene_correlation, ablated_gene_correlation, "valid_spearman")
+    """Per gene: test Spearman with and without the TF branch, their ranks and rank difference."""
+    ranks = rep.tf_dependence(gene_correlation, ablated_gene_correlation)
     ranked = ranks.dropna(subset=["rank_diff"])
     show = ["gene", "score_full", "score_ablated", "rank_diff"]
     context.add_output_metadata(

@@ -28,7 +28,7 @@ def without_tf_branch(inputs):
     return [replace(x, tf_exp=np.zeros_like(x.tf_exp)) for x in inputs]
 
 
-def tf_dependence(full: pd.DataFrame, ablated: pd.DataFrame, metric: str = "valid_spearman") -> pd.DataFrame:
+def tf_dependence(full: pd.DataFrame, ablated: pd.DataFrame, metric: str = "test_spearman") -> pd.DataFrame:
     """Per gene: ``metric`` of the full and the ablated model, their ranks, rank difference and
     score delta (:func:`programs.gene_ranks`); the last row per gene counts."""
 
