@@ -72,10 +72,16 @@ def cmd_run(args) -> int:
     from regnet_assets.operations.runner import SelectionError, run_graph
 
     root = _storage(args)
-    _prepare_home(root)
     dataset = DatasetResource(
         path=str(Path(args.dataset).resolve()) if args.dataset else "", preset=args.preset, seed=args.seed
     )
+    if dataset.path:
+        error = _contract_error(dataset)
+        if error:  # refused before any run exists: the asset graph and the results stay as they were
+            print(f"regnet run: {args.dataset} breaks the dataset contract: {error}", file=sys.stderr)
+            print("No run was launched; earlier results are unchanged.", file=sys.stderr)
+            return 2
+    _prepare_home(root)
     with dg.DagsterInstance.get() as instance:
         try:
             summary = run_graph(
@@ -112,6 +118,20 @@ def cmd_run(args) -> int:
         return 1
     _print_summary(root)
     return 0
+
+
+def _contract_error(dataset) -> str:
+    """The first contract violation of the user's file (what the ``multiome`` asset would fail
+    on), or '' when it is valid; checked before a run is launched so a bad file fails in seconds
+    and records nothing."""
+    from regnet_assets.science.dataset.reading import DatasetError, read_multiome
+    from regnet_assets.science.dataset.validation import validate_multiome
+
+    try:
+        validate_multiome(read_multiome(dataset.path), groupby=dataset.groupby)
+    except DatasetError as error:
+        return str(error)
+    return ""
 
 
 def _print_summary(root: Path) -> None:

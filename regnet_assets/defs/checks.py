@@ -4,6 +4,8 @@
   fails, naming the genes, when a partition was materialized before the dataset it was built
   from (the dataset changed under the models). Re-evaluated by the automation sensor as soon as
   the dataset is re-materialized, so the light turns red before anyone reads a stale model.
+- ``up_to_date`` on ``kpnn_summary`` for the whole ``network`` group (pkn → minimal DAG → KPNN):
+  the same question for a group that is not gene-partitioned.
 - ``has_rows`` on every non-partitioned table: zero rows is never a result.
 - ``no_empty_tables`` on the DuckDB catalog: the gene-partitioned tables counted once after all
   partitions are written (counting them in every batched run would read every file each time).
@@ -73,6 +75,49 @@ def _up_to_date_check(asset: dg.AssetsDefinition, assets: Sequence) -> dg.AssetC
     return up_to_date
 
 
+def _group_up_to_date_check(assets: Sequence, group: str, on: dg.AssetKey) -> dg.AssetChecksDefinition:
+    """``up_to_date`` for a non-partitioned group: fails, naming the tables, when one was
+    materialized before an input it reads (the dataset changed under the network)."""
+    keys = sorted(
+        {
+            k
+            for a in assets
+            if isinstance(a, dg.AssetsDefinition)
+            for k in a.keys
+            if a.group_names_by_key[k] == group
+        },
+        key=lambda k: k.to_user_string(),
+    )
+    parents = parents_by_key(assets)
+    upstream = sorted({p for k in keys for p in parents[k]} - set(keys), key=lambda k: k.to_user_string())
+
+    @dg.asset_check(
+        asset=on,
+        name="up_to_date",
+        additional_deps=[p for p in upstream if p != on],
+        automation_condition=RECHECK,
+        description=f"Every table of the {group} group was materialized after its inputs (fails "
+        "when the dataset changed and the group was not re-run).",
+    )
+    def up_to_date(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        statuses = asset_statuses(context.instance, assets, keys)
+        stale = [k.to_user_string() for k, s in statuses.items() if s.stale]
+        because = sorted({u for s in statuses.values() for u in s.stale_because})
+        return dg.AssetCheckResult(
+            passed=not stale,
+            metadata={
+                "stale_tables": dg.MetadataValue.json(stale),
+                "newer_inputs": dg.MetadataValue.json(because),
+            },
+            description=f"{', '.join(stale)} built before {', '.join(because)} changed: re-materialize "
+            f"the {group} group (the nightly automation does)"
+            if stale
+            else None,
+        )
+
+    return up_to_date
+
+
 def _has_rows_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=key, name="has_rows", description="The table has at least one row.")
     def has_rows(storage: StorageResource) -> dg.AssetCheckResult:
@@ -121,6 +166,7 @@ def _no_empty_tables_check(catalog_key: dg.AssetKey, tables: list[str]) -> dg.As
 
 
 CATALOG_KEY = dg.AssetKey("duckdb_catalog")
+NETWORK_SUMMARY_KEY = dg.AssetKey("kpnn_summary")
 
 
 def build_checks(assets: Sequence, table_assets: Sequence, catalog_key: dg.AssetKey = CATALOG_KEY) -> list:
@@ -131,6 +177,7 @@ def build_checks(assets: Sequence, table_assets: Sequence, catalog_key: dg.Asset
         for a in assets
         if isinstance(a, dg.AssetsDefinition) and set(a.keys) & part
     ]
+    checks.append(_group_up_to_date_check(assets, "network", NETWORK_SUMMARY_KEY))
     table_keys = sorted({k for a in table_assets for k in a.keys}, key=lambda k: k.to_user_string())
     checks += [_has_rows_check(k) for k in table_keys if k not in part and k.path[-1] not in MAY_BE_EMPTY]
     checks.append(_no_empty_tables_check(catalog_key, [k.path[-1] for k in table_keys]))

@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from regnet_assets.atomic import write_atomic
+from regnet_assets.defs.metadata import file_metadata
 from regnet_assets.defs.resources import StorageResource
 from regnet_assets.storage import read_table, write_table
 from regnet_assets.storage.parquet import (
@@ -32,18 +33,20 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     storage: dg.ResourceDependency[StorageResource]
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | dict) -> None:
+        """Write the table, or one file per gene partition; each partition's materialization
+        gets its own row count and file (relative to the storage root), not the batch's."""
         root, table = self.storage.path, _table(context)
         if not context.has_asset_partitions:
-            write_table(root, table, obj)
-            rows = len(obj)
-        else:
-            parts = _split_by_partition(obj, context.asset_partition_keys)
-            for key, frame in parts.items():
-                write_table(root, table, frame, key)
-            rows = sum(len(f) for f in parts.values())
-        context.add_output_metadata(
-            {"dagster/row_count": rows, "path": dg.MetadataValue.path(str(root / table))}
-        )
+            path = write_table(root, table, obj)
+            context.add_output_metadata({"dagster/row_count": len(obj), **file_metadata(root, path)})
+            return
+        for key, frame in _split_by_partition(obj, context.asset_partition_keys).items():
+            path = write_table(root, table, frame, key)
+            context.step_context.add_asset_metadata(
+                {"dagster/row_count": len(frame), **file_metadata(root, path)},
+                asset_key=context.asset_key,
+                partition_key=key,
+            )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | ParquetFiles:
         """The upstream partitions this step depends on, or the whole table, in one scan (or

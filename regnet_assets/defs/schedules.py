@@ -47,16 +47,19 @@ def nightly_condition(cron: str = NIGHTLY_CRON, timezone: str = TIMEZONE) -> dg.
     ).with_label(f"nightly ({cron} {timezone}): missing or stale")
 
 
-def nightly_targets(assets: Sequence) -> set[dg.AssetKey]:
-    """The gene-partitioned assets and everything downstream of them."""
-    part = partitioned_keys(assets)
+def nightly_targets(assets: Sequence, groups: Sequence[str] = ("network",)) -> set[dg.AssetKey]:
+    """The gene-partitioned assets, the assets of ``groups`` (made from the dataset, as the
+    genes are) and everything downstream of them; the dataset group itself is the user's."""
+    seeds = set(partitioned_keys(assets))
     children: dict[dg.AssetKey, set] = {}
     for a in assets:
         if isinstance(a, dg.AssetsDefinition):
             for key in a.keys:
+                if a.group_names_by_key[key] in groups:
+                    seeds.add(key)
                 for dep in a.specs_by_key[key].deps:
                     children.setdefault(dep.asset_key, set()).add(key)
-    targets, todo = set(part), list(part)
+    targets, todo = set(seeds), list(seeds)
     while todo:
         for child in children.get(todo.pop(), ()):
             if child not in targets:
@@ -107,6 +110,7 @@ def nightly_sensor(assets: Sequence, checks: Sequence = ()) -> dg.AutomationCond
         default_status=dg.DefaultSensorStatus.RUNNING,
         emit_backfills=True,
         minimum_interval_seconds=30,
-        description="Nightly: gene partitions missing or stale vs the dataset, in batched "
-        "backfill runs, then the tables downstream; also re-runs the up_to_date checks.",
+        description="Nightly: gene partitions and network-group tables missing or stale vs the "
+        "dataset, in batched backfill runs, then the tables downstream; also re-runs the "
+        "up_to_date checks.",
     )

@@ -64,6 +64,8 @@ def gene_sensor_factory(storage_root_fn, assets: Sequence = ()):
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
         target=dg.AssetSelection.keys(*keys) if keys else None,
+        description="Every minute: registers the genes of the latest `genes` table that are not "
+        "partitions yet, in one call, and requests batched runs of the gene assets for them.",
     )
     def gene_partitions_sensor(context: dg.SensorEvaluationContext):
         """Registers genes of the latest ``genes`` table that are not partitions yet and

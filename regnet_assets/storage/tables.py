@@ -160,7 +160,7 @@ _TABLES = [
             ("n_peaks", "int64", "linked peaks"),
             ("n_tfs", "int64", "candidate TFs"),
             ("n_params", "int64", "trainable parameters"),
-            ("best_epoch", "int64", "epoch (1-based) with the best valid Spearman, whose weights are kept"),
+            ("best_epoch", "int64", "epoch (1-based) whose weights are kept (lowest valid loss by default)"),
             ("epochs_run", "int64", "epochs trained"),
             ("train_loss", "double", "Poisson NLL over train metacells at the best epoch"),
             ("valid_loss", "double", "Poisson NLL over valid metacells at the best epoch"),

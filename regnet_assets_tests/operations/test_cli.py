@@ -206,3 +206,33 @@ def test_regnet_export_refuses_a_non_empty_folder_unless_forced(ran, tmp_path, m
     assert main(["export", str(out), "--storage", str(storage), "--force"]) == 0
     assert not (out / "mine.txt").exists() and (out / "README.md").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no staging folder left behind
+
+
+def test_a_broken_dataset_is_refused_before_any_run_and_changes_no_asset(ran, tmp_path):
+    """#16: a file that breaks the contract fails in seconds, launches nothing, turns nothing red."""
+    import mudata
+
+    from regnet_assets.science.dataset.reading import quiet_mudata, read_multiome
+
+    storage, env, _ = ran
+    good = read_multiome(storage / "dataset" / "simulated.h5mu")
+    broken = tmp_path / "broken.h5mu"
+    with quiet_mudata():
+        mudata.MuData({"rna": good["rna"]}).write(str(broken))  # no ATAC modality
+    home = str(storage / "dagster_home")
+
+    def state():
+        with dg.DagsterInstance.from_config(home) as instance:
+            runs = [(r.run_id, r.status) for r in instance.get_runs()]
+            latest = {
+                k.to_user_string(): instance.get_latest_materialization_event(k).storage_id
+                for k in instance.get_asset_keys()
+                if instance.get_latest_materialization_event(k)
+            }
+        return runs, latest
+
+    before = state()
+    proc = regnet("run", "--storage", str(storage), "--dataset", str(broken), env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "mod['atac']" in proc.stderr and "No run was launched" in proc.stderr, proc.stderr
+    assert state() == before  # no new (failed) run, no asset's last materialization moved

@@ -143,6 +143,19 @@ def test_nightly_sensor_targets_genes_and_downstream_and_emits_backfills():
     assert partitioned_keys(ALL_ASSETS) <= targets
     assert {dg.AssetKey("model_performance"), dg.AssetKey("duckdb_catalog")} <= targets
     assert dg.AssetKey("multiome") not in targets
+    assert {dg.AssetKey(k) for k in ("pkn_edges", "pruned_dag_edges", "kpnn_summary")} <= targets  # #16
+
+
+def test_network_up_to_date_check_turns_red_when_the_dataset_changes():
+    network = ["pkn_edges", "pruned_dag_edges", "pruning_summary", "kpnn_summary"]
+    with dg.instance_for_test() as instance:
+        done(instance, DATASET)
+        done(instance, network)
+        check = _check("up_to_date", "kpnn_summary")
+        assert check(dg.build_op_context(instance=instance)).passed
+        done(instance, ["multiome"])  # the dataset changed under the network
+        result = check(dg.build_op_context(instance=instance))
+        assert not result.passed and "multiome" in result.metadata["newer_inputs"].value
 
 
 # ---------------------------------------------------------------- a backfill of all genes

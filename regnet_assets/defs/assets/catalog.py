@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from regnet_assets.defs.metadata import file_metadata
 from regnet_assets.defs.resources import StorageResource
 from regnet_assets.storage import refresh_catalog
 
@@ -21,7 +22,7 @@ def catalog_asset(tables: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
         names = refresh_catalog(storage.path)
         context.add_output_metadata(
             {
-                "path": dg.MetadataValue.path(str(storage.path / "regnet.duckdb")),
+                **file_metadata(storage.path, storage.path / "regnet.duckdb"),
                 "tables": dg.MetadataValue.json(names),
             }
         )

@@ -8,7 +8,7 @@ import pandas as pd
 from pydantic import Field
 
 from regnet_assets.atomic import write_atomic
-from regnet_assets.defs.metadata import column_schema
+from regnet_assets.defs.metadata import column_schema, file_metadata
 from regnet_assets.defs.resources import DatasetResource, StorageResource
 from regnet_assets.science.dataset import candidates, motifs
 from regnet_assets.science.dataset import metacells as metacell_science
@@ -59,7 +59,7 @@ def multiome(
     ref = _ref(path, mdata, dataset_config.simulated)
     context.add_output_metadata(
         {
-            "path": dg.MetadataValue.path(ref.path),
+            **file_metadata(storage.path, ref.path),
             "cells": ref.n_cells,
             "genes": ref.n_genes,
             "peaks": ref.n_peaks,

@@ -13,7 +13,7 @@ from pydantic import Field
 from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.config import science_field
 from regnet_assets.defs.gene_progress import TrainingProgress
-from regnet_assets.defs.metadata import column_schema, figure_metadata
+from regnet_assets.defs.metadata import column_schema, figure_metadata, gene_metadata
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import StorageResource, TorchDeviceResource
@@ -132,8 +132,16 @@ class TrainingConfig(dg.Config):
     backfill_policy=dg.BackfillPolicy.multi_run(GENES_PER_RUN),
     pool=GPU_POOL,
     check_specs=[
-        dg.AssetCheckSpec("predictions_are_finite", asset="predictions"),
-        dg.AssetCheckSpec("valid_spearman_present", asset="gene_correlation"),
+        dg.AssetCheckSpec(
+            "predictions_are_finite",
+            asset="predictions",
+            description="Every predicted count of the run's genes is finite.",
+        ),
+        dg.AssetCheckSpec(
+            "valid_spearman_present",
+            asset="gene_correlation",
+            description="Every trained gene has a valid Spearman (NaN: constant predictions or counts).",
+        ),
     ],
 )
 def gene_models(
@@ -170,6 +178,15 @@ def gene_models(
         result.checkpoint.save(model_path(storage.path, result.gene))
 
     tables = model_tables.run_tables(results, skipped, mc)
+    scores = {
+        g: tables["gene_models"][g].merge(tables["gene_correlation"][g], on=["gene", "status"])
+        for g in tables["gene_models"]
+    }
+    gene_metadata(context, "gene_models", scores, GENE_PAGE)
+    context.log.info(
+        f"gene_models: {len(results)} trained, {len(skipped)} skipped, on {torch_device}; "
+        f"median test Spearman {model_tables.median_test_spearman(tables):.3f}"
+    )
     yield from (dg.Output(tables[name], output_name=name) for name in TABLES)
     yield from _checks(tables)
     if unknown:
@@ -177,6 +194,21 @@ def gene_models(
             description=f"unknown gene partition(s) {unknown}: not linked to any peak in the "
             "dataset's peak_gene_links; the other genes of this run were written",
         )
+
+
+# what a gene's partition page of gene_models shows (beside its rows and file)
+GENE_PAGE = (
+    "status",
+    "reason",
+    "n_peaks",
+    "n_tfs",
+    "best_epoch",
+    "epochs_run",
+    "valid_spearman",
+    "test_spearman",
+    "oracle_spearman",
+    "null_spearman",
+)
 
 
 def _checks(tables):

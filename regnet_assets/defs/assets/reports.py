@@ -16,7 +16,7 @@ from pydantic import Field
 from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.assets.models import GENES_PER_RUN, TrainingConfig
 from regnet_assets.defs.instance import latest_runs
-from regnet_assets.defs.metadata import column_schema, figure_metadata, markdown
+from regnet_assets.defs.metadata import column_schema, figure_metadata, gene_metadata, markdown
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
@@ -171,13 +171,18 @@ def ablated_gene_models(
                 }
             ]
         )
-    meta = {
-        "genes_trained": len(inputs),
-        "genes_skipped": len(skipped),
-        "device": torch_device,
-        "matched_full_model": len(inputs) - len(unknown) if config.match_full_model else 0,
-    }
-    return dg.Output(out, output_name="ablated_gene_correlation", metadata=meta)
+    gene_metadata(
+        context,
+        "ablated_gene_correlation",
+        out,
+        ("status", "reason", "valid_spearman", "test_spearman", "config_source"),
+    )
+    matched = len(inputs) - len(unknown) if config.match_full_model else 0
+    context.log.info(
+        f"ablated_gene_correlation: {len(inputs)} trained ({matched} with their full model's "
+        f"config), {len(skipped)} skipped, on {torch_device}"
+    )
+    return dg.Output(out, output_name="ablated_gene_correlation")
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("gene_ranks"))

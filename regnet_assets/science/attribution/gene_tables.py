@@ -152,6 +152,7 @@ def completeness(tables: dict[str, dict[str, pd.DataFrame]], threshold: float) -
         "threshold": threshold,
         "max_relative_delta": float(worst),
         "genes_over": over["gene"].tolist()[:50],
+        "n_over": len(over),
         "genes_checked": len(done),
     }
 

@@ -86,6 +86,12 @@ def non_finite_predictions(tables: dict[str, dict[str, pd.DataFrame]]) -> int:
     return int((~np.isfinite(values)).sum())
 
 
+def median_test_spearman(tables: dict[str, dict[str, pd.DataFrame]]) -> float:
+    """The run's median test Spearman over trained genes (NaN when none was trained)."""
+    rows = pd.concat(tables["gene_correlation"].values()) if tables["gene_correlation"] else pd.DataFrame()
+    return float(rows["test_spearman"].median()) if "test_spearman" in rows else float("nan")
+
+
 def genes_without_valid_spearman(tables: dict[str, dict[str, pd.DataFrame]]) -> list[str]:
     """Trained genes whose valid Spearman is NaN (constant predictions or observations)."""
     rows = pd.concat(tables["gene_correlation"].values())
