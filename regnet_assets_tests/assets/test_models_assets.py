@@ -49,6 +49,30 @@ def test_one_run_writes_one_row_per_gene_in_every_table(trained):
     assert checks == {"predictions_are_finite": True, "valid_spearman_present": True}
 
 
+def test_each_partition_shows_its_own_gene_rows_file_and_scores(trained):
+    """#16: a gene's partition page speaks for that gene, not for the batch it trained in (before
+    the tests below re-train genes)."""
+    storage, genes, _, result, *_ = trained
+    correlation = read_table(storage, "gene_correlation").set_index("gene")
+    seen = set()
+    for event in result.get_asset_materialization_events():
+        m = event.event_specific_data.materialization
+        table, gene = m.asset_key.to_user_string(), m.partition
+        rows = read_table(storage, table, [gene])
+        assert m.metadata["dagster/row_count"].value == len(rows), (table, gene)
+        assert m.metadata["path"].value == f"{table}/gene={gene}/part.parquet"
+        assert (storage / m.metadata["path"].value).exists()
+        if table == "gene_models":
+            assert m.metadata["status"].value == rows["status"].item()
+            if rows["status"].item() == "trained":
+                assert m.metadata["n_peaks"].value == rows["n_peaks"].item()
+                assert m.metadata["best_epoch"].value == rows["best_epoch"].item()
+                for score in ("valid_spearman", "test_spearman"):
+                    assert m.metadata[score].value == pytest.approx(correlation.at[gene, score], rel=1e-3)
+        seen.add((table, gene))
+    assert seen == {(t, g) for t in MODEL_TABLES for g in genes}
+
+
 def test_checkpoints_reload_and_reproduce_predictions(trained):
     storage, genes, *_ = trained
     assert all(model_path(storage, g).exists() for g in genes)
@@ -128,26 +152,3 @@ def test_training_config_presets():
     assert TrainingConfig(preset="reference").to_science() == TrainConfig.reference()
     assert TrainingConfig(preset="reference", lr=3e-4).to_science() == TrainConfig.reference(lr=3e-4)
     assert TrainingConfig(epochs=3).to_science().steps is None  # an epoch budget by name
-
-
-def test_each_partition_shows_its_own_gene_rows_file_and_scores(trained):
-    """#16: a gene's partition page speaks for that gene, not for the batch it trained in."""
-    storage, genes, _, result, *_ = trained
-    correlation = read_table(storage, "gene_correlation").set_index("gene")
-    seen = set()
-    for event in result.get_asset_materialization_events():
-        m = event.event_specific_data.materialization
-        table, gene = m.asset_key.to_user_string(), m.partition
-        rows = read_table(storage, table, [gene])
-        assert m.metadata["dagster/row_count"].value == len(rows), (table, gene)
-        assert m.metadata["path"].value == f"{table}/gene={gene}/part.parquet"
-        assert (storage / m.metadata["path"].value).exists()
-        if table == "gene_models":
-            assert m.metadata["status"].value == rows["status"].item()
-            if rows["status"].item() == "trained":
-                assert m.metadata["n_peaks"].value == rows["n_peaks"].item()
-                assert m.metadata["best_epoch"].value == rows["best_epoch"].item()
-                for score in ("valid_spearman", "test_spearman"):
-                    assert m.metadata[score].value == pytest.approx(correlation.at[gene, score], rel=1e-3)
-        seen.add((table, gene))
-    assert seen == {(t, g) for t in MODEL_TABLES for g in genes}

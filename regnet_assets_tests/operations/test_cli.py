@@ -224,11 +224,11 @@ def test_a_broken_dataset_is_refused_before_any_run_and_changes_no_asset(ran, tm
     def state():
         with dg.DagsterInstance.from_config(home) as instance:
             runs = [(r.run_id, r.status) for r in instance.get_runs()]
-            latest = {
-                k.to_user_string(): instance.get_latest_materialization_event(k).storage_id
+            events = {
+                k.to_user_string(): instance.get_latest_materialization_event(k)
                 for k in instance.get_asset_keys()
-                if instance.get_latest_materialization_event(k)
             }
+            latest = {k: (e.run_id, e.timestamp) for k, e in events.items() if e is not None}
         return runs, latest
 
     before = state()

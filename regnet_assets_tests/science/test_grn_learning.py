@@ -33,8 +33,8 @@ def test_trained_network_recovers_the_truth_above_untrained_and_random():
 
     untrained = TrainConfig(steps=1, lr=1e-12, min_lr=0.0, glm_start=False)
     table = grn_recovery(
-        {"trained": network(TrainConfig()), "untrained": network(untrained)}, truth, candidates
-    )
+        {"trained": network(TrainConfig(steps=120)), "untrained": network(untrained)}, truth, candidates
+    )  # a third of the default budget keeps CI fast; the defaults' figures are in bench/README.md
     auprc = table.set_index("method")["auprc"]
-    assert auprc["trained"] > 2 * auprc["random_expected"], auprc  # measured 0.73 vs 0.27
+    assert auprc["trained"] > 2 * auprc["random_expected"], auprc  # 0.73 vs 0.27 at the default 400 steps
     assert auprc["trained"] > auprc["untrained"] + 0.2, auprc

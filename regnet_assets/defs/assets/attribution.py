@@ -263,7 +263,6 @@ class RecoveryConfig(dg.Config):
     ],
 )
 def grn_recovery(
-    context: dg.AssetExecutionContext,
     config: RecoveryConfig,
     regulatory_network: pd.DataFrame,
     tf_attribution: ParquetFiles,
@@ -294,8 +293,9 @@ def grn_recovery(
     overall = table[table["cell_type"] == grn.ALL].set_index("method")
     scored = overall[overall["note"].eq("") | overall.index.isin([recovery.RANDOM_EXPECTED])]
     check = _beats_correlation(overall)
-    context.add_output_metadata(
-        {
+    yield dg.Output(
+        table,
+        metadata={
             "verdict": check.description,
             **figure_metadata(storage, "grn_recovery", png_bytes(fig)),
             "overall": dg.MetadataValue.md(
@@ -304,9 +304,8 @@ def grn_recovery(
                 ].to_markdown(floatfmt=".3f")
             ),
             **{f"auprc_{m}": round(float(scored.at[m, "auprc"]), 3) for m in scored.index},
-        }
+        },
     )
-    yield dg.Output(table)
     yield check
 
 
