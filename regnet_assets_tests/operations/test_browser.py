@@ -201,6 +201,21 @@ def test_lineage_graph_shows_every_group_and_asset(webserver, page):
     page.screenshot(path=str(ARTIFACTS / f"group_{group}.png"), full_page=True)
 
 
+def _launch_and_wait(page, url, params, seconds=540) -> tuple[str, str | None]:
+    """Launch a run through GraphQL (as the UI's button does) and wait for it to end."""
+    launched = _graphql(page.request, url, LAUNCH, {"params": params})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + seconds  # ~40 s on an idle 2-core machine; far more under load
+    status = None
+    while time.monotonic() < deadline:
+        status = _graphql(page.request, url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    return run_id, status
+
+
 def test_materialize_the_dataset_group_from_the_ui(webserver, page):
     url, storage, _, _ = webserver
     dataset = sorted(_expected_groups()["dataset"])
@@ -221,17 +236,7 @@ def test_materialize_the_dataset_group_from_the_ui(webserver, page):
         "mode": "default",
         "executionMetadata": {"tags": [{"key": "regnet/test", "value": "browser"}]},
     }
-    launched = _graphql(page.request, url, LAUNCH, {"params": params})["launchPipelineExecution"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-
-    deadline = time.monotonic() + 540  # ~40 s on an idle 2-core machine; far more under load
-    status = None
-    while time.monotonic() < deadline:
-        status = _graphql(page.request, url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
-        time.sleep(2)
+    run_id, status = _launch_and_wait(page, url, params)
     page.goto(f"{url}/runs/{run_id}", wait_until="networkidle", timeout=120_000)
     if status in ("SUCCESS", "FAILURE"):
         page.get_by_text(re.compile("Success|Failure")).first.wait_for(timeout=60_000)
@@ -246,3 +251,52 @@ def test_materialize_the_dataset_group_from_the_ui(webserver, page):
     page.wait_for_timeout(2000)
     _dismiss_popups(page)
     page.screenshot(path=str(ARTIFACTS / "dataset_group.png"), full_page=True)
+
+
+def test_a_gene_partition_page_shows_that_genes_valid_spearman(webserver, page):
+    """#16: after a two-gene run, a gene's partition page of gene_models carries its own score."""
+    import dagster as dg
+    import pandas as pd
+
+    url, storage, home, _ = webserver
+    assert (storage / "genes" / "part.parquet").exists()  # the dataset group test ran first
+    genes = sorted(pd.read_parquet(storage / "genes" / "part.parquet").query("modelable")["gene"])[:2]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("genes", genes)
+    params = {
+        "selector": {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": "__repository__",
+            "pipelineName": "__ASSET_JOB",
+            "assetSelection": [
+                {"path": [k]} for k in ("gene_models", "training_history", "predictions", "gene_correlation")
+            ],
+        },
+        "runConfigData": {
+            "resources": {"dataset_config": {"config": {"preset": "small"}}},
+            "ops": {"gene_models": {"config": {"epochs": 1}}},
+        },
+        "mode": "default",
+        "executionMetadata": {
+            "tags": [
+                {"key": "dagster/asset_partition_range_start", "value": genes[0]},
+                {"key": "dagster/asset_partition_range_end", "value": genes[1]},
+                {"key": "regnet/test", "value": "browser"},
+            ]
+        },
+    }
+    _, status = _launch_and_wait(page, url, params)
+    assert status == "SUCCESS", status
+    gene = genes[1]
+    valid = pd.read_parquet(storage / "gene_correlation" / f"gene={gene}" / "part.parquet")[
+        "valid_spearman"
+    ].item()
+    page.goto(
+        f"{url}/assets/gene_models?view=partitions&partition={gene}",
+        wait_until="networkidle",
+        timeout=120_000,
+    )
+    _dismiss_popups(page)
+    page.get_by_text("valid_spearman").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "gene_partition.png"), full_page=True)
+    assert f"{float(f'{valid:.4g}')}" in page.content()
