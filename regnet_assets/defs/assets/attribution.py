@@ -24,6 +24,7 @@ from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
 from regnet_assets.science.attribution import gene_tables, recovery
 from regnet_assets.science.attribution import grn as grn
+from regnet_assets.science.attribution import network_figures
 from regnet_assets.science.attribution.gene_tables import TABLES, AttributionSettings
 from regnet_assets.science.attribution.ig import integrated_gradients
 from regnet_assets.science.attribution.recovery import RecoverySettings
@@ -213,9 +214,13 @@ def _checks(tables, threshold: float):
 # ====================================================================== fan-in over all genes
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("regulatory_network"))
 def regulatory_network(
-    context: dg.AssetExecutionContext, tf_to_gene: pd.DataFrame, tf_attribution: ParquetFiles
+    context: dg.AssetExecutionContext,
+    tf_to_gene: pd.DataFrame,
+    tf_attribution: ParquetFiles,
+    storage: StorageResource,
 ) -> pd.DataFrame:
-    """TF → gene edges of all genes: score, sign, cell types where the TF is in the top n, targets per TF."""
+    """TF → gene edges of all genes: score, sign, cell types where the TF is in the top n, targets
+    per TF; plots: heatmap of the top edges, top TFs per cell type."""
     net = grn.regulatory_network(tf_to_gene, tf_attribution, only_network=False)
     core = net[net["in_network"]]
     top = (
@@ -230,6 +235,14 @@ def regulatory_network(
             "genes": int(net["gene"].nunique()),
             "tfs_in_network": int(core["tf"].nunique()),
             "top_regulators": dg.MetadataValue.md(top.to_markdown(index=False) if len(top) else "(none)"),
+            **figure_metadata(
+                storage, "network_heatmap", png_bytes(network_figures.plot_network_heatmap(net))
+            ),
+            **figure_metadata(
+                storage,
+                "top_tfs_per_cell_type",
+                png_bytes(network_figures.plot_top_tfs_per_cell_type(tf_to_gene)),
+            ),
         }
     )
     return net

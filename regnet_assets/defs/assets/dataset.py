@@ -8,11 +8,13 @@ import pandas as pd
 from pydantic import Field
 
 from regnet_assets.atomic import write_atomic
-from regnet_assets.defs.metadata import column_schema, file_metadata
+from regnet_assets.defs.metadata import column_schema, figure_metadata, file_metadata
 from regnet_assets.defs.resources import DatasetResource, StorageResource
 from regnet_assets.science.dataset import candidates, motifs
+from regnet_assets.science.common.figures import png_bytes
 from regnet_assets.science.dataset import metacells as metacell_science
 from regnet_assets.science.dataset.links import peak_to_gene
+from regnet_assets.science.dataset.qc_figures import plot_dataset_qc
 from regnet_assets.science.dataset.reading import read_multiome
 from regnet_assets.science.dataset.simulator import truth_table
 from regnet_assets.science.dataset.validation import validate_multiome
@@ -105,9 +107,11 @@ def metacell_multiome(
     dataset_config: DatasetResource,
     storage: StorageResource,
 ) -> H5muRef:
-    """Metacells: summed raw counts of each seed's kNN group, with covariates and the split."""
+    """Metacells: summed raw counts of each seed's kNN group, with covariates and the split;
+    plot: the dataset's QC (counts per cell and peak, cells per type × batch, metacell sizes)."""
+    cells = _read(multiome)
     mc = metacell_science.make_metacells(
-        _read(multiome),
+        cells,
         n_metacells=config.n_metacells,
         k=config.k,
         groupby=dataset_config.groupby,
@@ -123,6 +127,9 @@ def metacell_multiome(
             "metacells": int(mc.n_obs),
             **{f"metacells_{s}": int((mc.obs["split"] == s).sum()) for s in metacell_science.SPLITS},
             **{key: info[key] for key in info if key.startswith("n_cells")},
+            **figure_metadata(
+                storage, "dataset_qc", png_bytes(plot_dataset_qc(cells, mc, dataset_config.groupby))
+            ),
         }
     )
     return _ref(path, mc, multiome.simulated)

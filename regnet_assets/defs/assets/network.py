@@ -404,15 +404,20 @@ def kpnn(
 
 
 def _kpnn_metadata(storage: StorageResource, tables: dict, common: dict) -> dict[str, dict]:
-    """Per table: the common numbers; the metrics plot and summary on kpnn_summary; the
-    importance plot, top nodes and truth score on kpnn_node_importance."""
+    """Per table: the common numbers; the metrics plot on kpnn_metrics and kpnn_summary (one
+    PNG, written once), the summary on kpnn_summary; the importance plot, top nodes and truth
+    score on kpnn_node_importance."""
     summary, imp = tables["kpnn_summary"], tables["kpnn_node_importance"]
     top = imp[(imp["scope"] == "mean") & (imp["network"] == "full") & ~imp["is_output"]].head(10)
     truth = [None if np.isnan(v) else float(v) for v in summary["pathway_vs_decoy_auc"]]
     metadata = {name: dict(common) for name in KPNN_TABLES}
+    metrics_figure = figure_metadata(
+        storage, "kpnn_metrics", png_bytes(plot_kpnn_metrics(tables["kpnn_metrics"]))
+    )
+    metadata["kpnn_metrics"].update(metrics_figure)
     metadata["kpnn_summary"].update(
         {
-            **figure_metadata(storage, "kpnn_metrics", png_bytes(plot_kpnn_metrics(tables["kpnn_metrics"]))),
+            **metrics_figure,
             "summary": markdown(
                 summary[
                     [

@@ -106,3 +106,57 @@ def null_spearman(predictions: pd.DataFrame, design: pd.DataFrame) -> float:
         return float("nan")
     glm = PoissonRegressor(alpha=1e-4, max_iter=1000).fit(features[train], pred["observed"][train])
     return spearman(pred["observed"][test], glm.predict(features[test]))
+
+
+def pick_genes_across_range(correlation: pd.DataFrame, n: int = 9) -> pd.DataFrame:
+    """Up to ``n`` trained genes spread evenly over the test-Spearman ranking, best first
+    (with ``n = 9``: best, the octiles, so both quartiles and the median, and worst); rows
+    ``gene, test_spearman``."""
+    trained = correlation
+    if "status" in correlation.columns:
+        trained = correlation[correlation["status"] == "trained"]
+    scored = (
+        trained.dropna(subset=["test_spearman"])
+        .drop_duplicates("gene")
+        .sort_values(["test_spearman", "gene"], ascending=[False, True], kind="stable")
+        .reset_index(drop=True)
+    )
+    if scored.empty or n < 1:
+        return scored[["gene", "test_spearman"]].iloc[:0]
+    rows = np.unique(np.round(np.linspace(0, len(scored) - 1, min(n, len(scored)))).astype(int))
+    return scored.loc[rows, ["gene", "test_spearman"]].reset_index(drop=True)
+
+
+def plot_test_predictions(predictions: pd.DataFrame, correlation: pd.DataFrame, n: int = 9):
+    """Observed vs predicted counts of the test metacells (``split == "test"``) for ``n`` genes
+    picked across the test-Spearman range (:func:`pick_genes_across_range`), each with the
+    y = x diagonal and titled with the gene and its test Spearman (2 decimals)."""
+    test = predictions[predictions["split"].astype(str) == "test"]
+    picked = pick_genes_across_range(correlation[correlation["gene"].isin(set(test["gene"]))], n)
+    if picked.empty:
+        fig, ax = figure(figsize=(5.0, 3.0))
+        ax.text(0.5, 0.5, "no trained gene with test predictions", ha="center", va="center")
+        ax.set(xticks=[], yticks=[], title="observed vs predicted (test)")
+        return fig
+    ncols = int(np.ceil(np.sqrt(max(n, 1))))
+    nrows = int(np.ceil(max(n, 1) / ncols))
+    fig, axes = figure(nrows=nrows, ncols=ncols, figsize=(9.0, 2.6 * nrows + 0.4), squeeze=False)
+    flat = axes.ravel()
+    for ax, (gene, rho) in zip(flat, picked.itertuples(index=False)):
+        sel = test[test["gene"] == gene]
+        obs, pred = sel["observed"].to_numpy(float), sel["predicted"].to_numpy(float)
+        ax.scatter(obs, pred, s=10, alpha=0.7)
+        finite = np.concatenate([obs, pred])
+        finite = finite[np.isfinite(finite)]
+        if finite.size:
+            lo, hi = float(finite.min()), float(finite.max())
+            ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1)
+        ax.set_title(f"{gene}  ρ = {rho:.2f}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in flat[len(picked) :]:
+        ax.remove()
+    fig.supxlabel("observed count (test metacells)", fontsize=9)
+    fig.supylabel("predicted count", fontsize=9)
+    fig.suptitle(f"Test split: {len(picked)} genes from best to worst test Spearman", fontsize=10)
+    fig.tight_layout()
+    return fig
