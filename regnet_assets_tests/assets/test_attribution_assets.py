@@ -158,6 +158,9 @@ def test_grn_recovery_beats_random_and_shows_the_baselines(run):
     assert set(mc.obs["cell_type"].astype(str)) <= set(rec.loc["regnet"].index)
     meta = fan_in.asset_materializations_for_node("grn_recovery")[0].metadata
     assert "grn_recovery_plot" in meta and (storage / "figures" / "grn_recovery.png").exists()
+    meta = fan_in.asset_materializations_for_node("regulatory_network")[0].metadata
+    for name in ("network_heatmap", "top_tfs_per_cell_type"):
+        assert f"{name}_plot" in meta and (storage / "figures" / f"{name}.png").stat().st_size > 1000
     # #16: the science check says, as a WARN with a one-line verdict, whether regnet beats correlation
     (check,) = [c for c in fan_in.get_asset_check_evaluations() if c.check_name == "beats_correlation"]
     ours, theirs = rec.loc[("regnet", "all"), "auprc"], rec.loc[("correlation", "all"), "auprc"]

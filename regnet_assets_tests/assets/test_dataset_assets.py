@@ -56,6 +56,7 @@ def test_dataset_group_yields_non_empty_views_with_expected_rows(small_run):
     assert n["valid"] > 0 and n["test"] > 0 and sum(n.values()) == metacells.n_obs
     genes = read_table(small_run, "genes")
     assert genes["modelable"].sum() == mdata.uns["peak_to_gene"]["gene"].nunique()
+    assert (small_run / "figures" / "dataset_qc.png").stat().st_size > 1000  # #16: the QC plot
 
 
 def _drop_mod(name):

@@ -107,7 +107,7 @@ def test_model_performance_plots_a_typical_genes_curve_and_the_best_epochs(train
     assert (
         meta["history_gene"].value == correlation["gene"].iloc[(len(correlation) - 1) // 2]
     )  # the median gene
-    for name in ("best_epochs", "gene_training_curve"):
+    for name in ("best_epochs", "gene_training_curve", "test_predictions"):
         assert f"{name}_plot" in meta and (storage / "figures" / f"{name}.png").stat().st_size > 1000
     chosen = materialize(
         ["model_performance"],
