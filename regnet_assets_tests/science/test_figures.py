@@ -100,7 +100,12 @@ def test_test_predictions_plot_draws_only_test_metacells_of_each_picked_gene():
     )
     fig = quality.plot_test_predictions(pred, corr, n=4)
     drawn = [ax for ax in fig.axes if ax.collections]
-    assert [ax.get_title() for ax in drawn] == ["g3  ρ = 0.70", "g2  ρ = 0.50", "g1  ρ = 0.30", "g0  ρ = 0.10"]
+    assert [ax.get_title() for ax in drawn] == [
+        "g3  ρ = 0.70",
+        "g2  ρ = 0.50",
+        "g1  ρ = 0.30",
+        "g0  ρ = 0.10",
+    ]
     g3 = drawn[0].collections[0].get_offsets()
     assert g3.tolist() == [[13.0, 14.0], [14.0, 15.0]]  # g3's two test metacells only
 

@@ -22,9 +22,8 @@ from regnet_assets.defs.metadata import column_schema, figure_metadata, gene_met
 from regnet_assets.defs.partitions import genes_partitions
 from regnet_assets.defs.pools import GPU_POOL
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
-from regnet_assets.science.attribution import gene_tables, recovery
+from regnet_assets.science.attribution import gene_tables, network_figures, recovery
 from regnet_assets.science.attribution import grn as grn
-from regnet_assets.science.attribution import network_figures
 from regnet_assets.science.attribution.gene_tables import TABLES, AttributionSettings
 from regnet_assets.science.attribution.ig import integrated_gradients
 from regnet_assets.science.attribution.recovery import RecoverySettings

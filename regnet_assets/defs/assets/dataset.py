@@ -10,8 +10,8 @@ from pydantic import Field
 from regnet_assets.atomic import write_atomic
 from regnet_assets.defs.metadata import column_schema, figure_metadata, file_metadata
 from regnet_assets.defs.resources import DatasetResource, StorageResource
-from regnet_assets.science.dataset import candidates, motifs
 from regnet_assets.science.common.figures import png_bytes
+from regnet_assets.science.dataset import candidates, motifs
 from regnet_assets.science.dataset import metacells as metacell_science
 from regnet_assets.science.dataset.links import peak_to_gene
 from regnet_assets.science.dataset.qc_figures import plot_dataset_qc

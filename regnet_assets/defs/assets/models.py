@@ -275,7 +275,9 @@ def model_performance(
                 png_bytes(histories.plot_gene_history(curve, gene, int(best.iloc[0]) if len(best) else None)),
             ),
             **figure_metadata(
-                storage, "test_predictions", png_bytes(model_quality.plot_test_predictions(predictions, trained))
+                storage,
+                "test_predictions",
+                png_bytes(model_quality.plot_test_predictions(predictions, trained)),
             ),
             "history_gene": gene,
             "summary": dg.MetadataValue.md(summary.T.to_markdown(headers=["", "value"])),

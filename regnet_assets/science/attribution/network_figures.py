@@ -36,7 +36,9 @@ def plot_network_heatmap(network: pd.DataFrame, top: int = 40):
     edges = top_edges(network, top) if len(network) else network
     if not len(edges):
         return _empty("no edges in the regulatory network", "regulatory network")
-    tfs = list(edges.groupby("tf", sort=False)["score"].max().sort_values(ascending=False, kind="stable").index)
+    tfs = list(
+        edges.groupby("tf", sort=False)["score"].max().sort_values(ascending=False, kind="stable").index
+    )
     genes = list(
         edges.groupby("gene", sort=False)["score"].max().sort_values(ascending=False, kind="stable").index
     )

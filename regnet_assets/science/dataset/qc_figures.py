@@ -35,9 +35,7 @@ def plot_dataset_qc(mdata, metacells, groupby: str = "cell_type"):
     _cells_per_group(axes[1, 0], mdata, groupby)
     _metacell_sizes(axes[1, 1], metacells.obs if hasattr(metacells, "obs") else metacells)
     axes[1, 2].remove()
-    fig.suptitle(
-        f"{mdata.n_obs:,} cells, {rna.n_vars:,} genes, {atac.n_vars:,} peaks", fontsize=10
-    )
+    fig.suptitle(f"{mdata.n_obs:,} cells, {rna.n_vars:,} genes, {atac.n_vars:,} peaks", fontsize=10)
     fig.tight_layout()
     return fig
 
