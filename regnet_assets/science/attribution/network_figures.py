@@ -36,12 +36,11 @@ def plot_network_heatmap(network: pd.DataFrame, top: int = 40):
     edges = top_edges(network, top) if len(network) else network
     if not len(edges):
         return _empty("no edges in the regulatory network", "regulatory network")
-    tfs = list(
-        edges.groupby("tf", sort=False)["score"].max().sort_values(ascending=False, kind="stable").index
-    )
-    genes = list(
-        edges.groupby("gene", sort=False)["score"].max().sort_values(ascending=False, kind="stable").index
-    )
+    def by_strongest(column: str) -> list:
+        best = edges.groupby(column, sort=False)["score"].max()
+        return list(best.sort_values(ascending=False, kind="stable").index)
+
+    tfs, genes = by_strongest("tf"), by_strongest("gene")
     grid = edges.pivot_table(index="tf", columns="gene", values="signed_score", aggfunc="first")
     grid = grid.reindex(index=tfs, columns=genes)
     width = min(10.0, 2.5 + 0.22 * len(genes))
