@@ -36,6 +36,7 @@ def plot_network_heatmap(network: pd.DataFrame, top: int = 40):
     edges = top_edges(network, top) if len(network) else network
     if not len(edges):
         return _empty("no edges in the regulatory network", "regulatory network")
+
     def by_strongest(column: str) -> list:
         best = edges.groupby(column, sort=False)["score"].max()
         return list(best.sort_values(ascending=False, kind="stable").index)
