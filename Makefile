@@ -17,14 +17,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/regnet run
 
-# Two workers (CI has 2 cores); whole files per worker, so a module's fixtures are built once.
+# Two workers (CI has 2 cores); whole modules per worker (groups: regnet_assets_tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 	$(BIN)/dagster definitions validate -m regnet_assets.definitions
 
 # The science and storage tests only (about two minutes): for the edit-test loop.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -15,11 +15,20 @@ from regnet_assets.defs.resources import DatasetResource
 # `pytest -m "not slow"` runs the science and storage tests in about a minute.
 SLOW_LAYERS = {"assets", "operations"}
 SERVICE_MARKS = {"test_postgres.py": "postgres", "test_browser.py": "browser"}
+# Under xdist (`--dist loadgroup`) each module is one group, so its module fixtures are built
+# once; the modules that drive many processes of their own share one group and run one after
+# another: side by side on 2 cores they starve each other past the timeout.
+PROCESS_HEAVY = {"test_browser.py", "test_postgres.py", "test_concurrency.py", "test_crash_kill.py"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         path = Path(item.fspath)
+        item.add_marker(
+            pytest.mark.xdist_group(
+                "processes" if path.name in PROCESS_HEAVY else f"{path.parent.name}.{path.stem}"
+            )
+        )
         if path.parent.name in SLOW_LAYERS:
             item.add_marker(pytest.mark.slow)
         if path.name in SERVICE_MARKS:

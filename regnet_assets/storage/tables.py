@@ -230,7 +230,7 @@ _TABLES = [
     _table(
         "model_performance",
         "models",
-        "Summary over all genes on the test split: Spearman quantiles beside the oracle ceiling and the cell-type × depth null, the seed's counts and where the best epochs fell; plots: train vs test, best epochs across genes, one gene's training curve.",
+        "Summary over all genes on the test split: Spearman quantiles beside the oracle ceiling and the cell-type × depth null, the seed's counts and where the best epochs fell; plots: train vs test, best epochs across genes, one gene's training curve, observed vs predicted test counts of nine genes from the best to the worst.",
         [
             ("n_genes", "int64", "trained genes with a finite test Spearman"),
             ("test_spearman_median", "double", "median test Spearman"),

@@ -156,8 +156,8 @@ def test_grn_recovery_beats_random_and_shows_the_baselines(run):
     assert rec.loc[("regnet", "all"), "auprc"] > rec.loc[("random_expected", "all"), "auprc"]
     mc = read_multiome(storage / "dataset" / "metacells.h5mu")
     assert set(mc.obs["cell_type"].astype(str)) <= set(rec.loc["regnet"].index)
-    meta = fan_in.asset_materializations_for_node("grn_recovery")[0].metadata
-    assert "grn_recovery_plot" in meta and (storage / "figures" / "grn_recovery.png").exists()
+    recovery_meta = fan_in.asset_materializations_for_node("grn_recovery")[0].metadata
+    assert "grn_recovery_plot" in recovery_meta and (storage / "figures" / "grn_recovery.png").exists()
     meta = fan_in.asset_materializations_for_node("regulatory_network")[0].metadata
     for name in ("network_heatmap", "top_tfs_per_cell_type"):
         assert f"{name}_plot" in meta and (storage / "figures" / f"{name}.png").stat().st_size > 1000
@@ -165,7 +165,7 @@ def test_grn_recovery_beats_random_and_shows_the_baselines(run):
     (check,) = [c for c in fan_in.get_asset_check_evaluations() if c.check_name == "beats_correlation"]
     ours, theirs = rec.loc[("regnet", "all"), "auprc"], rec.loc[("correlation", "all"), "auprc"]
     assert check.severity == dg.AssetCheckSeverity.WARN and check.passed == (ours > theirs)
-    assert meta["verdict"].value == check.description and f"{ours:.3f}" in check.description
+    assert recovery_meta["verdict"].value == check.description and f"{ours:.3f}" in check.description
 
 
 def test_no_truth_gives_an_empty_recovery_with_a_note(run, tmp_path):

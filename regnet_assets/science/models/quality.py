@@ -16,6 +16,7 @@ from sklearn.linear_model import PoissonRegressor
 
 from regnet_assets.science.common.correlation import pearson, spearman
 from regnet_assets.science.common.figures import figure
+from regnet_assets.science.models.glm_start import SOLVER
 
 SPLITS = ("train", "valid", "test")
 
@@ -104,7 +105,9 @@ def null_spearman(predictions: pd.DataFrame, design: pd.DataFrame) -> float:
     train, test = (pred["split"] == "train").to_numpy(), (pred["split"] == "test").to_numpy()
     if test.sum() < 2 or train.sum() < 2:
         return float("nan")
-    glm = PoissonRegressor(alpha=1e-4, max_iter=1000).fit(features[train], pred["observed"][train])
+    glm = PoissonRegressor(alpha=1e-4, solver=SOLVER, max_iter=1000).fit(
+        features[train], pred["observed"][train]
+    )
     return spearman(pred["observed"][test], glm.predict(features[test]))
 
 
