@@ -21,6 +21,7 @@ SERVICE_MARKS = {"test_postgres.py": "postgres", "test_browser.py": "browser"}
 PROCESS_HEAVY = {"test_browser.py", "test_postgres.py", "test_concurrency.py", "test_crash_kill.py"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the groups into node ids
 def pytest_collection_modifyitems(items):
     for item in items:
         path = Path(item.fspath)

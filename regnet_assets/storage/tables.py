@@ -314,7 +314,7 @@ _TABLES = [
     _table(
         "regulatory_network",
         "attribution",
-        "TF → gene edges of all genes: score, sign, cell types where the TF is in the top n, targets per TF.",
+        "TF → gene edges of all genes: score, sign, cell types where the TF is in the top n, targets per TF; plots: heatmap of the top edges, top TFs per cell type.",
         [
             ("tf", "string", "regulator"),
             ("gene", "string", "target"),

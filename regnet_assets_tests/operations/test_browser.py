@@ -223,7 +223,8 @@ def test_materialize_the_dataset_group_from_the_ui(webserver, page):
         f"{url}/locations/{LOCATION}/asset-groups/dataset/lineage", wait_until="networkidle", timeout=120_000
     )
     _dismiss_popups(page)
-    assert page.get_by_role("button", name=re.compile("Materialize all")).count()
+    # the page renders after networkidle on a loaded machine: wait for the button, do not count
+    page.get_by_role("button", name=re.compile("Materialize all")).first.wait_for(timeout=60_000)
 
     params = {
         "selector": {
