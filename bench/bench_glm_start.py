@@ -34,7 +34,7 @@ def _fit_all(genes, solver: str) -> tuple[float, list[tuple[np.ndarray, float]]]
     glm_start.SOLVER = solver
     started, out = time.perf_counter(), []
     for g in genes:
-        train, valid = np.asarray(g.train, bool), g.valid()
+        train, valid = np.asarray(g.train, bool), g.valid
         tf, cov = _standardised(g.tf_exp, train), _standardised(g.covariates, train)
         out.append(glm_start.poisson_glm_start(tf, cov, g.target, train, valid))
     return (time.perf_counter() - started) / len(genes), out
