@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PRESETS = ("default", "small", "large")  # the simulator's (importing it here would slow --help)
 
 
 def _prepare_home(root: Path) -> Path:
@@ -62,6 +63,25 @@ def _progress_writer():
     if sys.stderr.isatty():
         return lambda line: print("\r" + line + "\x1b[K", end="", file=sys.stderr, flush=True)
     return lambda line: print(line, file=sys.stderr, flush=True)
+
+
+def cmd_simulate(args) -> int:
+    """`regnet simulate PATH`: write the simulated dataset of a preset, for `regnet run --dataset`
+    or other tools."""
+    import time
+
+    from regnet_assets.science.dataset.simulator import SimulationConfig, write_simulated
+
+    config = SimulationConfig.preset(args.preset, seed=args.seed)
+    print(
+        f"simulating {config.n_cells:,} cells, {config.n_target_genes:,} target genes "
+        f"({args.preset} preset, seed {args.seed}) ...",
+        file=sys.stderr,
+    )
+    start = time.perf_counter()
+    path = write_simulated(args.path, config)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - start:.0f} s")
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -285,6 +305,17 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--storage", help="results folder (default: $REGNET_STORAGE or ./regnet_storage)")
         return p
 
+    def add_preset(p):
+        p.add_argument(
+            "--preset",
+            default="default",
+            choices=list(PRESETS),
+            help="size of the simulated dataset: default (make run: 3,000 cells, 24 genes), small "
+            "(tests), large (10x-Multiome-sized: 50,000 cells, 20,000 genes, 2,000 targets, "
+            "~100,000 peaks)",
+        )
+        p.add_argument("--seed", type=int, default=0, help="simulator seed")
+
     run = with_storage(sub.add_parser("run", help="materialize the asset graph (or --select a part)"))
     run.add_argument(
         "--select",
@@ -308,10 +339,7 @@ def parser() -> argparse.ArgumentParser:
         '\'{"ops": {"gene_models": {"config": {"epochs": 5}}}}\'',
     )
     run.add_argument("--dataset", help="a .h5mu file (default: the simulated dataset)")
-    run.add_argument(
-        "--preset", default="default", choices=["default", "small"], help="size of the simulated dataset"
-    )
-    run.add_argument("--seed", type=int, default=0, help="simulator seed")
+    add_preset(run)
     run.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:N")
     run.add_argument(
         "--genes-per-run",
@@ -320,6 +348,11 @@ def parser() -> argparse.ArgumentParser:
         help="genes trained together per run (default: the assets' backfill policy)",
     )
     run.set_defaults(func=cmd_run)
+
+    simulate = sub.add_parser("simulate", help="only write a simulated .h5mu (with its ground truth)")
+    simulate.add_argument("path", help="the .h5mu to write (replaced atomically)")
+    add_preset(simulate)
+    simulate.set_defaults(func=cmd_simulate)
 
     sql = with_storage(sub.add_parser("sql", help="query the result tables read-only"))
     sql.add_argument("query", help='e.g. "SELECT * FROM metacells LIMIT 5"')

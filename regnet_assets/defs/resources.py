@@ -50,7 +50,7 @@ class DatasetResource(dg.ConfigurableResource):
 
     path: str = Field(default="", description="A user's .h5mu; empty = the simulated default.")
     groupby: str = Field(default="cell_type", description="obs column with the cell-type label.")
-    preset: str = Field(default="default", description="Simulator size: default or small.")
+    preset: str = Field(default="default", description="Simulator size: default, small or large.")
     seed: int = Field(default=0, description="Seed of the simulator.")
     n_cells: int = Field(default=0, description="Simulated cells (0 = the simulator default).")
     n_target_genes: int = Field(default=0, description="Simulated target genes (0 = default).")
@@ -65,8 +65,5 @@ class DatasetResource(dg.ConfigurableResource):
 
         from regnet_assets.science.dataset.simulator import SimulationConfig
 
-        if self.preset not in ("default", "small"):
-            raise ValueError(f"dataset preset must be 'default' or 'small', got {self.preset!r}")
-        base = SimulationConfig.small() if self.preset == "small" else SimulationConfig()
         sizes = {k: getattr(self, k) for k in ("n_cells", "n_target_genes", "n_tfs") if getattr(self, k)}
-        return replace(base, seed=self.seed, **sizes)
+        return replace(SimulationConfig.preset(self.preset, seed=self.seed), **sizes)

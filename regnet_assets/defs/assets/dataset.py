@@ -38,8 +38,9 @@ def _ref(path: Path, mdata, simulated: bool) -> H5muRef:
     return H5muRef(str(path), simulated, mdata.n_obs, mdata["rna"].n_vars, mdata["atac"].n_vars)
 
 
-def _read(ref: H5muRef):
-    return read_multiome(ref.path)
+def _read(ref: H5muRef, backed: bool = False):
+    """The dataset; ``backed`` for steps that need no count matrix (they stay on disk)."""
+    return read_multiome(ref.path, backed=backed)
 
 
 @dg.asset(group_name=GROUP, io_manager_key="object_io_manager", kinds={"h5mu"})
@@ -75,13 +76,13 @@ def multiome(
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("peak_gene_links"))
 def peak_gene_links(multiome: H5muRef) -> pd.DataFrame:
     """Peak → gene links with the distance to the TSS (given, or derived within ±500 kb)."""
-    return peak_to_gene(_read(multiome))
+    return peak_to_gene(_read(multiome, backed=True))
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("motif_hits"))
 def motif_hits(context: dg.AssetExecutionContext, multiome: H5muRef) -> pd.DataFrame:
     """TF motif hits per peak (long form): given in the file, or scanned with JASPAR2024 PWMs."""
-    table, tfs, source = motifs.motif_hit_table(_read(multiome))
+    table, tfs, source = motifs.motif_hit_table(_read(multiome, backed=True))
     context.add_output_metadata({"source": source, "tfs": len(tfs)})
     return table
 
@@ -90,7 +91,7 @@ class MetacellConfig(dg.Config):
     """Cell2Net aggregation: kNN groups of raw counts around seeds spread over PCA space, built
     per split after the *cells* are split train / valid / test (no cell in two splits)."""
 
-    n_metacells: int = 200
+    n_metacells: int = Field(default=0, description="0 = one per ~50 cells, at least 200.")
     k: int = 15
     seed: int = 0
     train_fraction: float = 0.7
@@ -112,7 +113,7 @@ def metacell_multiome(
     cells = _read(multiome)
     mc = metacell_science.make_metacells(
         cells,
-        n_metacells=config.n_metacells,
+        n_metacells=config.n_metacells or None,
         k=config.k,
         groupby=dataset_config.groupby,
         seed=config.seed,
@@ -153,12 +154,12 @@ def gene_tf_candidates(
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("genes"))
 def genes(peak_gene_links: pd.DataFrame, gene_tf_candidates: pd.DataFrame, multiome: H5muRef) -> pd.DataFrame:
     """Every linked gene with its peak and candidate-TF counts; `modelable` genes become partitions."""
-    order = _read(multiome)["rna"].var_names
+    order = _read(multiome, backed=True)["rna"].var_names
     return candidates.gene_table(peak_gene_links, gene_tf_candidates, gene_order=order)
 
 
 def _truth(multiome: H5muRef, key: str, columns: list[str]) -> pd.DataFrame:
-    return truth_table(_read(multiome) if multiome.simulated else None, key, columns)
+    return truth_table(_read(multiome, backed=True) if multiome.simulated else None, key, columns)
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, metadata=column_schema("truth_tf_gene"))

@@ -282,7 +282,7 @@ def embeddings(
 
     activations = _optional(storage, "kpnn_activations")
     cell_labels = (
-        rep.cell_labels(read_multiome(multiome.path), dataset_config.groupby)
+        rep.cell_labels(read_multiome(multiome.path, backed=True), dataset_config.groupby)
         if activations is not None
         else None
     )
@@ -565,7 +565,7 @@ def gene_program_enrichment(
 
     if len(config.compare) not in (0, 2):
         raise dg.Failure(f"compare names two latents (or none), got {config.compare}")
-    background = [str(g) for g in read_multiome(multiome.path)["rna"].var_names]
+    background = [str(g) for g in read_multiome(multiome.path, backed=True)["rna"].var_names]
     sets = go_bp_gene_sets()
     coverage = rep.symbol_coverage(background, sets)
     groups = rep.program_sets(gene_program_genes, config.compare)

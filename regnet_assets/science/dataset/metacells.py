@@ -47,7 +47,15 @@ from sklearn.neighbors import NearestNeighbors
 from regnet_assets.science.common.obs import obs_column
 from regnet_assets.science.dataset.reading import DatasetError, quiet_mudata
 
-__all__ = ["SPLITS", "make_metacells", "split_cells", "split_table", "pca_embedding", "spread_seeds"]
+__all__ = [
+    "SPLITS",
+    "default_metacell_count",
+    "make_metacells",
+    "split_cells",
+    "split_table",
+    "pca_embedding",
+    "spread_seeds",
+]
 
 OPTIONAL_LABELS = ("batch", "condition")
 SPLITS = ("train", "valid", "test")
@@ -66,17 +74,21 @@ def pca_embedding(
     and components are chosen on ``fit_rows`` (default all cells; the train cells for a split
     that must not see its test cells) and every cell is projected.
     """
-    X = X.tocsr().astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    X = X.tocsr() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
     n_cells, n_genes = X.shape
-    lib = np.asarray(X.sum(axis=1)).ravel()
+    lib = np.asarray(X.sum(axis=1, dtype=np.float64)).ravel()
     scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
     fit_rows = np.arange(n_cells) if fit_rows is None else np.asarray(fit_rows)
     if sp.issparse(X):
-        Xn = sp.diags(scale) @ X
-        Xn.data = np.log1p(Xn.data)
-        Xf = Xn[fit_rows]
-        mean = np.asarray(Xf.mean(axis=0)).ravel()
-        var = np.asarray(Xf.multiply(Xf).mean(axis=0)).ravel() - mean**2
+        # new value arrays on X's own index arrays: the only copies of a 10^8-entry matrix
+        def with_values(values):
+            return sp.csr_matrix((values, X.indices, X.indptr), shape=X.shape, copy=False)
+
+        Xn = with_values(np.log1p(X.data * np.repeat(scale, np.diff(X.indptr))))
+        weights = np.zeros(n_cells)
+        weights[fit_rows] = 1.0 / len(fit_rows)
+        mean = Xn.T @ weights
+        var = with_values(Xn.data**2).T @ weights - mean**2
     else:
         Xn = np.log1p(X * scale[:, None])
         var = Xn[fit_rows].var(axis=0)
@@ -252,9 +264,15 @@ def _strata(mdata: mudata.MuData, cells: pd.Index, groupby: str | None) -> np.nd
     return pd.factorize(joined)[0]
 
 
+def default_metacell_count(n_cells: int) -> int:
+    """One metacell per ~50 cells, at least 200: 200 for the default's 3,000 cells (Cell2Net's
+    tutorial size), ~1,000 for a 50,000-cell 10x run, so metacells keep ~50 cells each."""
+    return max(200, int(round(n_cells / 50)))
+
+
 def make_metacells(
     mdata: mudata.MuData,
-    n_metacells: int = 200,
+    n_metacells: int | None = None,
     k: int = 15,
     n_pcs: int = 30,
     groupby: str | None = "cell_type",
@@ -270,6 +288,8 @@ def make_metacells(
     over all cell types of a split at once, so one straddling two types gets the majority label;
     see the module docstring for the output layout.
     """
+    if n_metacells is None:
+        n_metacells = default_metacell_count(mdata.n_obs)
     if n_metacells < 1 or k < 1:
         raise ValueError(f"n_metacells and k must be >= 1, got {n_metacells} and {k}")
     for name, value in (("train_fraction", train_fraction), ("valid_fraction", valid_fraction)):

@@ -68,6 +68,7 @@ DEFAULT_HIERARCHY: tuple[tuple[str, str, int, str], ...] = (
 DEFAULT_DECOY_KINASES: tuple[str, ...] = ("CDK2", "GSK3B", "PRKACA", "CSNK2A1")
 
 CONDITIONS = ("control", "stimulated")
+PRESETS = ("default", "small", "large")
 _CONFIDENCE_RANK = {"A": 0, "B": 1, "C": 2}
 
 
@@ -92,7 +93,8 @@ class SimulationConfig:
     peaks_per_gene: tuple[int, int] = (20, 40)
     n_cell_types: int = 4
     n_batches: int = 2
-    n_background_genes: int = 0
+    n_background_genes: int = 0  # beyond the unused real DoRothEA names (~4,400): SIMG00001, ...
+    background_mean_count: float | None = None  # None = target_mean_count
     n_chromosomes: int = 5
     # genome / peaks
     peak_length: int = 256
@@ -136,6 +138,10 @@ class SimulationConfig:
     signal_expression_coupling: float = 0.6
     hierarchy: tuple[tuple[str, str, int, str], ...] = DEFAULT_HIERARCHY
     decoy_kinases: tuple[str, ...] = DEFAULT_DECOY_KINASES
+    # sampling: False = one dense cells x features draw (sizes up to ~10^8 entries); True =
+    # chunks of cells, sparse counts, nothing cells x peaks or cells x genes ever dense
+    sparse_counts: bool = False
+    chunk_cells: int = 1024  # part of the config: the chunking sets which random draws go where
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -183,6 +189,7 @@ class SimulationConfig:
         check(0 < self.gc_content < 1, "gc_content must be in (0, 1)")
         check(0 < self.stimulated_fraction < 1, "stimulated_fraction must be in (0, 1)")
         check(0 < self.motif_pvalue < 1, "motif_pvalue must be in (0, 1)")
+        check(self.chunk_cells >= 1, "chunk_cells must be >= 1")
 
     @property
     def regulators(self) -> int:
@@ -208,6 +215,36 @@ class SimulationConfig:
         )
         params.update(overrides)
         return cls(**params)
+
+    @classmethod
+    def large(cls, seed: int = 0, **overrides) -> SimulationConfig:
+        """10x-Multiome-sized: 50,000 cells, 20,000 genes (2,000 targets with truth, 200 TFs),
+        ~100,000 peaks of 256 bp, sparse counts (~3-4 % non-zero in ATAC, ~10 % in RNA, as in
+        real data), sampled in chunks so memory stays a few GB."""
+        params = dict(
+            seed=seed,
+            n_cells=50_000,
+            n_target_genes=2_000,
+            n_tfs=200,
+            regulator_fraction=0.5,
+            peaks_per_gene=(40, 60),
+            n_cell_types=8,
+            n_batches=4,
+            n_chromosomes=22,
+            n_background_genes=20_000 - 2_000 - 200 - len(_signalling_nodes(cls())),
+            background_mean_count=0.02,
+            atac_mean_count=0.03,
+            sparse_counts=True,
+        )
+        params.update(overrides)
+        return cls(**params)
+
+    @classmethod
+    def preset(cls, name: str, seed: int = 0, **overrides) -> SimulationConfig:
+        """The named size: ``default`` (make run), ``small`` (tests) or ``large`` (real size)."""
+        if name not in PRESETS:
+            raise ValueError(f"simulator preset must be one of {list(PRESETS)}, got {name!r}")
+        return cls(seed=seed, **overrides) if name == "default" else getattr(cls, name)(seed, **overrides)
 
     def to_json(self) -> str:
         """JSON of every field (stored in the file so a dataset says how it was made)."""
@@ -497,56 +534,234 @@ def _signalling_activity(config, s: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(act)
 
 
+def _gene_effects(config, rng, genes, targets, tfs, signalling, background, sig_act) -> tuple:
+    """Each gene's base log-mean and per-cell-type offset (K x genes), drawn once for all cells."""
+    K, gcol = config.n_cell_types, {g: i for i, g in enumerate(genes)}
+    base, type_effect = np.zeros(len(genes)), np.zeros((K, len(genes)))
+    for g in targets:
+        base[gcol[g]] = rng.normal(np.log(config.target_mean_count), 0.6)
+    for t in tfs:
+        base[gcol[t]] = rng.normal(np.log(config.tf_mean_count), 0.5)
+    for node in signalling:
+        base[gcol[node]] = rng.normal(np.log(config.tf_mean_count), 0.5)
+        if node not in sig_act:  # decoy kinases: cell-type differences, no condition effect
+            type_effect[:, gcol[node]] = rng.normal(0, 0.5, K)
+    mean = config.target_mean_count if config.background_mean_count is None else config.background_mean_count
+    for g in background:
+        base[gcol[g]] = rng.normal(np.log(mean), 0.6)
+        type_effect[:, gcol[g]] = rng.normal(0, 0.5, K)
+    return base, type_effect
+
+
 def _rna_log_means(
     config,
-    rng,
+    effects,
     genes,
     targets,
     tfs,
     signalling,
-    background,
     edges,
     active,
     ctype,
     activity,
-    openness,
+    centred_open,
     functional,
     prox,
     sig_act,
 ) -> np.ndarray:
-    """Log NB means before batch and library effects, cells x genes.
+    """Log NB means before batch and library effects, cells x ``genes`` (the first genes of the
+    effects' order: targets, TFs, signalling, then background).
 
     Targets: base + signed, weighted TF activity of their true regulators (only in the edge's
-    cell types) + signed contribution of their functional peaks' openness. TFs and pathway
-    genes follow their own activity; decoy kinases and background genes vary by cell type only.
+    cell types) + signed contribution of their functional peaks' openness (``centred_open[:, j]``
+    for the j-th functional pair). TFs and pathway genes follow their own activity; decoy
+    kinases and background genes vary by cell type only.
     """
-    C, K = len(ctype), config.n_cell_types
+    base, type_effect = effects
     tf_col = {t: i for i, t in enumerate(tfs)}
-    log_mu = np.zeros((C, len(genes)))
     gcol = {g: i for i, g in enumerate(genes)}
+    log_mu = np.zeros((len(ctype), len(genes)))
     for g in targets:
-        log_mu[:, gcol[g]] = rng.normal(np.log(config.target_mean_count), 0.6)
+        log_mu[:, gcol[g]] = base[gcol[g]]
     for i, row in enumerate(edges.itertuples()):
         in_type = active[i][ctype]
         log_mu[:, gcol[row.gene]] += row.sign * row.weight * activity[:, tf_col[row.tf]] * in_type
-    centred_open = openness - openness.mean(axis=0, keepdims=True)
-    for e_row, p in functional:
+    for j, (e_row, p) in enumerate(functional):
         gene, sign = edges.at[e_row, "gene"], edges.at[e_row, "sign"]
-        log_mu[:, gcol[gene]] += sign * config.peak_effect * prox[p] * centred_open[:, p]
+        log_mu[:, gcol[gene]] += sign * config.peak_effect * prox[p] * centred_open[:, j]
     for t in tfs:
-        log_mu[:, gcol[t]] = (
-            rng.normal(np.log(config.tf_mean_count), 0.5)
-            + config.tf_expression_coupling * activity[:, tf_col[t]]
-        )
+        log_mu[:, gcol[t]] = base[gcol[t]] + config.tf_expression_coupling * activity[:, tf_col[t]]
     for node in signalling:
-        base = rng.normal(np.log(config.tf_mean_count), 0.5)
+        c = gcol[node]
         if node in sig_act:
-            log_mu[:, gcol[node]] = base + config.signal_expression_coupling * sig_act[node]
-        else:  # decoy kinases: cell-type differences, no condition effect
-            log_mu[:, gcol[node]] = base + rng.normal(0, 0.5, K)[ctype]
-    for g in background:
-        log_mu[:, gcol[g]] = rng.normal(np.log(config.target_mean_count), 0.6) + rng.normal(0, 0.5, K)[ctype]
+            log_mu[:, c] = base[c] + config.signal_expression_coupling * sig_act[node]
+        else:
+            log_mu[:, c] = base[c] + type_effect[:, c][ctype]
+    rest = np.arange(len(targets) + len(tfs) + len(signalling), len(genes))
+    log_mu[:, rest] = base[rest] + type_effect[:, rest][ctype]
     return log_mu
+
+
+def _poisson_sparse(rng, group: np.ndarray, scale: np.ndarray, rates: np.ndarray) -> sp.csr_matrix:
+    """Independent Poisson counts with means ``scale[c] * rates[group[c], j]``, cells x columns,
+    drawn without forming that matrix: a cell's total is Poisson(sum of its means) and, given
+    the total, the counts are multinomial over the columns -- exactly the same distribution,
+    at a cost proportional to the number of counts instead of cells x columns."""
+    n, m = len(group), rates.shape[1]
+    totals = rng.poisson(scale * rates.sum(axis=1)[group])
+    rows = np.repeat(np.arange(n), totals)
+    cum = np.cumsum(rates, axis=1)
+    cum /= cum[:, -1:]
+    u = rng.random(rows.size)
+    cols = np.empty(rows.size, dtype=np.int64)
+    of_row = group[rows]
+    for g in range(len(rates)):
+        sel = of_row == g
+        cols[sel] = np.searchsorted(cum[g], u[sel], side="right")
+    codes, counts = np.unique(rows * m + np.minimum(cols, m - 1), return_counts=True)
+    return sp.csr_matrix((counts.astype(np.float32), (codes // m, codes % m)), shape=(n, m))
+
+
+@dataclass
+class _CountModel:
+    """Everything drawn once for all cells; :meth:`sample` draws the counts of some cells.
+
+    Dense features (every one in dense mode; in sparse mode the motif-bearing peaks and the
+    targets, TFs and signalling genes) follow the full model with cell-level noise and NB counts.
+    The sparse remainder -- peaks without a planted site and background genes, whose means only
+    depend on cell type (and batch) and library size -- is drawn as Poisson counts with the
+    same means by :func:`_poisson_sparse` (without the NB / cell-noise overdispersion: nothing
+    downstream of these features depends on it, and it keeps sampling proportional to counts).
+    """
+
+    config: SimulationConfig
+    genes: list
+    targets: list
+    tfs: list
+    signalling: list
+    edges: pd.DataFrame
+    active: np.ndarray
+    functional: list
+    ctype: np.ndarray
+    batch: np.ndarray
+    activity: np.ndarray
+    sig_act: pd.DataFrame
+    prox: np.ndarray
+    base_open: np.ndarray
+    type_open: np.ndarray
+    effects: tuple
+    batch_gene: np.ndarray
+    log_lib_rna: np.ndarray
+    log_lib_atac: np.ndarray
+    dense_peaks: np.ndarray
+    n_dense_genes: int
+
+    def openness(self, rows, noise: np.ndarray) -> np.ndarray:
+        """Openness of the cells ``rows`` at the dense peaks (noise: cells x dense peaks)."""
+        c, ct, peaks = self.config, self.ctype[rows], self.dense_peaks
+        o = self.base_open[peaks][None, :] + self.type_open[:, peaks][ct] + c.peak_noise_sd * noise
+        tf_col, col = {t: i for i, t in enumerate(self.tfs)}, {p: j for j, p in enumerate(peaks)}
+        edge_pos = {e: i for i, e in enumerate(self.edges.index)}
+        for e_row, p in self.functional:
+            in_type = self.active[edge_pos[e_row]][ct]
+            tf_activity = self.activity[rows, tf_col[self.edges.at[e_row, "tf"]]]
+            o[:, col[p]] += c.peak_tf_response * self.prox[p] * tf_activity * in_type
+            o[:, col[p]] -= c.closed_offset * ~in_type
+        return o
+
+    def mean_functional_openness(self) -> np.ndarray:
+        """Population mean openness of each functional pair's peak without the cell noise (whose
+        mean is 0): the centre of the peak's effect on its gene when cells come in chunks."""
+        c, tf_col = self.config, {t: i for i, t in enumerate(self.tfs)}
+        type_share = np.bincount(self.ctype, minlength=c.n_cell_types) / len(self.ctype)
+        edge_pos = {e: i for i, e in enumerate(self.edges.index)}
+        out = np.empty(len(self.functional))
+        for j, (e_row, p) in enumerate(self.functional):
+            in_type = self.active[edge_pos[e_row]][self.ctype]
+            tf_activity = self.activity[:, tf_col[self.edges.at[e_row, "tf"]]]
+            out[j] = (
+                self.base_open[p]
+                + type_share @ self.type_open[:, p]
+                + c.peak_tf_response * self.prox[p] * np.mean(tf_activity * in_type)
+                - c.closed_offset * np.mean(~in_type)
+            )
+        return out
+
+    def sample(self, rows, rng_noise, rng_counts, functional_mean=None):
+        """(RNA counts, true rates, ATAC counts) of the cells ``rows`` as CSR matrices.
+
+        ``functional_mean`` None centres functional-peak openness on these cells' own mean
+        (exact when ``rows`` is every cell)."""
+        c, n = self.config, len(rows)
+        ct, b = self.ctype[rows], self.batch[rows]
+        open_dense = self.openness(rows, rng_noise.standard_normal((n, len(self.dense_peaks))))
+        col = {p: j for j, p in enumerate(self.dense_peaks)}
+        at_functional = open_dense[:, [col[p] for _e, p in self.functional]]
+        centre = at_functional.mean(axis=0) if functional_mean is None else functional_mean
+        genes = self.genes[: self.n_dense_genes]
+        log_mu = _rna_log_means(
+            c,
+            self.effects,
+            genes,
+            self.targets,
+            self.tfs,
+            self.signalling,
+            self.edges,
+            self.active,
+            ct,
+            self.activity[rows],
+            at_functional - centre,
+            self.functional,
+            self.prox,
+            self.sig_act.iloc[rows],
+        )
+        log_mu += self.batch_gene[b][:, : len(genes)] + self.log_lib_rna[rows, None]
+        true_rate = np.exp(np.minimum(log_mu, np.log(1e4)))
+        rna = sp.csr_matrix(_nb(rng_counts, true_rate, c.rna_dispersion))
+        atac_rate = np.exp(np.log(c.atac_mean_count) + open_dense + self.log_lib_atac[rows, None])
+        atac = sp.csr_matrix(_nb(rng_counts, np.minimum(atac_rate, 1e4), c.atac_dispersion))
+        true_rate = sp.csr_matrix(true_rate.astype(np.float32))
+        n_genes, n_peaks = len(self.genes), len(self.base_open)
+        if len(genes) == n_genes and len(self.dense_peaks) == n_peaks:
+            return rna, true_rate, atac
+
+        # sparse remainder: background genes by (cell type, batch), plain peaks by cell type
+        base, type_effect = self.effects
+        bg = np.arange(len(genes), n_genes)
+        group = ct * c.n_batches + b
+        rates = np.exp(
+            (type_effect[:, bg][:, None, :] + self.batch_gene[None, :, bg]).reshape(-1, len(bg)) + base[bg]
+        )
+        rna = sp.hstack([rna, _poisson_sparse(rng_counts, group, np.exp(self.log_lib_rna[rows]), rates)])
+        true_rate = sp.hstack([true_rate, sp.csr_matrix((n, len(bg)), dtype=np.float32)])
+        plain = np.setdiff1d(np.arange(n_peaks), self.dense_peaks)
+        # exp(sd^2 / 2): the mean of the cell noise's lognormal factor, so means match dense mode
+        log_rate = np.log(c.atac_mean_count) + c.peak_noise_sd**2 / 2 + self.base_open[plain]
+        rates = np.exp(log_rate + self.type_open[:, plain])
+        rest = _poisson_sparse(rng_counts, ct, np.exp(self.log_lib_atac[rows]), rates)
+        # columns back in peak order: dense peaks then plain peaks, permuted to their positions
+        order = np.argsort(np.concatenate([self.dense_peaks, plain]))
+        atac = sp.hstack([atac, rest]).tocsc()[:, order].tocsr()
+        return rna.tocsr(), true_rate.tocsr(), atac
+
+
+def _sample_in_chunks(model: _CountModel, seed: np.random.SeedSequence):
+    """Sparse mode: counts of ``chunk_cells`` cells at a time, each chunk with its own stream,
+    stacked as CSR; the same config gives the same matrices."""
+    n_cells, size = len(model.ctype), model.config.chunk_cells
+    starts = range(0, n_cells, size)
+    functional_mean = model.mean_functional_openness()
+    parts: tuple[list, list, list] = ([], [], [])
+    for start, child in zip(starts, seed.spawn(len(starts))):
+        rng = np.random.default_rng(child)
+        rows = np.arange(start, min(start + size, n_cells))
+        for part, matrix in zip(parts, model.sample(rows, rng, rng, functional_mean)):
+            part.append(matrix)
+    out = []
+    for part in parts:  # stack one matrix at a time and free its chunks: peak memory ~ data + 1
+        out.append(sp.vstack(part, format="csr"))
+        part.clear()
+    return tuple(out)
 
 
 def simulate(config: SimulationConfig | None = None):
@@ -558,8 +773,9 @@ def simulate(config: SimulationConfig | None = None):
     import mudata as md
 
     config = config or SimulationConfig()
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(6)]
-    rng_genes, rng_layout, rng_seq, rng_cells, rng_act, rng_counts = streams
+    seeds = np.random.SeedSequence(config.seed).spawn(7)  # the 7th seeds the chunks of sparse mode
+    streams = [np.random.default_rng(s) for s in seeds[:6]] + [seeds[6]]
+    rng_genes, rng_layout, rng_seq, rng_cells, rng_act, rng_counts = streams[:6]
 
     pfms_all = motif_lib.load_jaspar_pfms()
     tfs, regulators, targets, edges = _select_genes(config, rng_genes, pfms_all)
@@ -570,7 +786,9 @@ def simulate(config: SimulationConfig | None = None):
     if config.n_background_genes:
         regulons = _regulons()
         pool = sorted(set(regulons["target"]) - set(pfms_all) - set(targets) - set(signalling))
-        background = _choose(rng_genes, pool, config.n_background_genes)
+        n_real = min(config.n_background_genes, len(pool))
+        synthetic = [f"SIMG{i:05d}" for i in range(1, config.n_background_genes - n_real + 1)]
+        background = _choose(rng_genes, pool, n_real) + synthetic
     genes = targets + tfs + signalling + background
     if len(set(genes)) != len(genes):
         raise ValueError("gene names collide between roles")
@@ -626,21 +844,11 @@ def simulate(config: SimulationConfig | None = None):
     for tf in _pathway_tfs(config.hierarchy):
         activity[:, tf_col[tf]] += config.signal_strength * sig_act[tf].to_numpy()
 
-    # peak openness
+    # peak openness: per-peak base and cell-type offsets here; cell noise and TF response per chunk
     P = len(peaks)
     prox = np.exp(-peaks["distance"].to_numpy() / config.distance_scale)
     base_open = rng_act.normal(0.0, 0.5, P)
     type_open = rng_act.normal(0.0, config.peak_type_sd, (K, P))
-    openness = (
-        base_open[None, :] + type_open[ctype] + config.peak_noise_sd * rng_act.standard_normal((C, P))
-    ).astype(np.float64)
-    edge_pos = {e: i for i, e in enumerate(edges.index)}
-    for e_row, p in functional:
-        i = edge_pos[e_row]
-        in_type = active[i][ctype]
-        tf = edges.at[e_row, "tf"]
-        openness[:, p] += config.peak_tf_response * prox[p] * activity[:, tf_col[tf]] * in_type
-        openness[:, p] -= config.closed_offset * ~in_type
 
     # library sizes with a per-batch shift (RNA and ATAC)
     shifts = config.batch_library_shift * (
@@ -649,29 +857,38 @@ def simulate(config: SimulationConfig | None = None):
     log_lib_rna = shifts[batch] + config.library_sd * rng_counts.standard_normal(C)
     log_lib_atac = shifts[::-1][batch] + config.library_sd * rng_counts.standard_normal(C)
     batch_gene = rng_counts.normal(0.0, config.batch_gene_sd, (config.n_batches, len(genes)))
+    effects = _gene_effects(config, rng_counts, genes, targets, tfs, signalling, background, sig_act)
 
-    log_mu = _rna_log_means(
-        config,
-        rng_counts,
-        genes,
-        targets,
-        tfs,
-        signalling,
-        background,
-        edges,
-        active,
-        ctype,
-        activity,
-        openness,
-        functional,
-        prox,
-        sig_act,
+    motif_peaks = peak_truth["role"].to_numpy() != "background"
+    model = _CountModel(
+        config=config,
+        genes=genes,
+        targets=targets,
+        tfs=tfs,
+        signalling=signalling,
+        edges=edges,
+        active=active,
+        functional=functional,
+        ctype=ctype,
+        batch=batch,
+        activity=activity,
+        sig_act=sig_act,
+        prox=prox,
+        base_open=base_open,
+        type_open=type_open,
+        effects=effects,
+        batch_gene=batch_gene,
+        log_lib_rna=log_lib_rna,
+        log_lib_atac=log_lib_atac,
+        dense_peaks=np.nonzero(motif_peaks)[0] if config.sparse_counts else np.arange(P),
+        n_dense_genes=len(genes) - len(background) if config.sparse_counts else len(genes),
     )
-    log_mu += batch_gene[batch] + log_lib_rna[:, None]
-    true_rate = np.exp(np.minimum(log_mu, np.log(1e4)))
-    rna_counts = _nb(rng_counts, true_rate, config.rna_dispersion)
-    atac_rate = np.exp(np.log(config.atac_mean_count) + openness + log_lib_atac[:, None])
-    atac_counts = _nb(rng_counts, np.minimum(atac_rate, 1e4), config.atac_dispersion)
+    if config.sparse_counts:
+        rna_counts, true_rate, atac_counts = _sample_in_chunks(model, streams[-1])
+    else:  # one chunk of every cell, every feature dense (the default's exact draws)
+        rna_counts, true_rate, atac_counts = model.sample(np.arange(C), rng_act, rng_counts)
+        rna_counts, atac_counts = rna_counts.tocsr(), atac_counts.tocsr()
+        true_rate = true_rate.toarray().astype(np.float32)
 
     # assemble
     obs_names = pd.Index([f"cell_{i:05d}" for i in range(C)])
@@ -695,8 +912,8 @@ def simulate(config: SimulationConfig | None = None):
         },
         index=pd.Index(genes),
     )
-    rna = ad.AnnData(sp.csr_matrix(rna_counts), obs=pd.DataFrame(index=obs_names), var=rna_var)
-    rna.layers["true_rate"] = true_rate.astype(np.float32)
+    rna = ad.AnnData(rna_counts, obs=pd.DataFrame(index=obs_names), var=rna_var)
+    rna.layers["true_rate"] = true_rate
     rna.obsm["true_tf_activity"] = pd.DataFrame(activity, index=obs_names, columns=tfs)
     rna.obsm["true_signalling_activity"] = pd.DataFrame(
         sig_act.to_numpy(), index=obs_names, columns=list(sig_act.columns)
@@ -710,7 +927,7 @@ def simulate(config: SimulationConfig | None = None):
         },
         index=peaks.index.copy(),
     )
-    atac = ad.AnnData(sp.csr_matrix(atac_counts), obs=pd.DataFrame(index=obs_names), var=atac_var)
+    atac = ad.AnnData(atac_counts, obs=pd.DataFrame(index=obs_names), var=atac_var)
 
     # no pulling of modality columns into the global table (mudata 0.4 behaviour, no warning):
     # the global obs is exactly the three contract columns
@@ -757,13 +974,16 @@ def simulate(config: SimulationConfig | None = None):
 def write_simulated(path: str | os.PathLike, config: SimulationConfig | None = None) -> Path:
     """Simulate and write the .h5mu atomically (temp file in the same folder, then os.replace),
     so a killed run never leaves a torn dataset where a reader would pick it up."""
+    import mudata as md
+
     path = Path(path)
     mdata = simulate(config)
-    write_atomic(
-        path,
-        lambda tmp: mdata.write_h5mu(tmp, compression="gzip"),  # gzip: ~2.5x smaller
-        suffix=".tmp.h5mu",
-    )
+    with md.set_options(pull_on_update=False):  # mudata 0.4 behaviour, without its FutureWarning
+        write_atomic(
+            path,
+            lambda tmp: mdata.write_h5mu(tmp, compression="gzip"),  # gzip: ~2.5x smaller
+            suffix=".tmp.h5mu",
+        )
     return path
 
 
