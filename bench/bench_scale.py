@@ -10,6 +10,7 @@ Targets (issue #14): the dataset group <= 10 min wall and <= 8 GiB peak RSS on 2
 
     python bench/bench_scale.py                   # default vs large (about 15 min on 2 cores)
     python bench/bench_scale.py --cells 10000     # a smaller large preset
+    python bench/bench_scale.py --keep DIR --reuse   # the dataset group again on DIR's files
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,13 +51,17 @@ def _measure(cmd: list[str], env: dict) -> dict:
 
 
 def _step_seconds(storage: Path) -> dict[str, float]:
-    """Each step's seconds in the latest run of the storage's Dagster instance."""
+    """Each step's seconds in the runs of the storage's Dagster instance (``regnet run`` makes
+    one run per wave of dependencies)."""
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(storage / "dagster_home")
     with dg.DagsterInstance.get() as instance:
-        run = instance.get_runs(limit=1)[0]
-        return {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run.run_id)}
+        return {
+            s.step_key: s.end_time - s.start_time
+            for run in instance.get_runs()
+            for s in instance.get_run_step_stats(run.run_id)
+        }
 
 
 def _sizes(path: Path) -> dict[str, int]:
@@ -70,11 +76,13 @@ def _sizes(path: Path) -> dict[str, int]:
         }
 
 
-def measure(preset: str, folder: Path, cells: int | None) -> dict:
+def measure(preset: str, folder: Path, cells: int | None, reuse: bool = False) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     env["PYTHONWARNINGS"] = "ignore"
     path = folder / f"{preset}.h5mu"
-    if preset == "large" and cells:  # a smaller large preset: same settings, fewer cells
+    if reuse and path.exists():  # measure the dataset group again on the file written before
+        simulate = {"seconds": float("nan"), "rss_gib": float("nan"), "tree_gib": float("nan")}
+    elif preset == "large" and cells:  # a smaller large preset: same settings, fewer cells
         code = (
             "from regnet_assets.science.dataset.simulator import SimulationConfig, write_simulated;"
             f"write_simulated({str(path)!r}, SimulationConfig.large(n_cells={cells}))"
@@ -83,6 +91,7 @@ def measure(preset: str, folder: Path, cells: int | None) -> dict:
     else:
         simulate = _measure([*REGNET, "simulate", str(path), "--preset", preset], env)
     storage = folder / f"storage_{preset}"
+    shutil.rmtree(storage, ignore_errors=True)
     group = _measure(
         [*REGNET, "run", "--storage", str(storage), "--dataset", str(path), "--select", "group:dataset"], env
     )
@@ -93,10 +102,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, default=None, help="cells of the large preset (50,000)")
     parser.add_argument("--keep", help="folder to keep the files and results in (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true", help="reuse the .h5mu files already in --keep")
     args = parser.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="bench_scale_"))
     folder.mkdir(parents=True, exist_ok=True)
-    results = {p: measure(p, folder, args.cells) for p in ("default", "large")}
+    results = {p: measure(p, folder, args.cells, args.reuse) for p in ("default", "large")}
     base, large = results["default"], results["large"]
     print(f"\n{'':28}{'default':>12}{'large':>12}{'ratio':>8}")
     for key in ("cells", "genes", "peaks", "atac_nnz"):

@@ -13,6 +13,7 @@ from regnet_assets.defs.assets.network import NETWORK_ASSETS, NETWORK_TABLES
 from regnet_assets.defs.assets.reports import REPORT_ASSETS, REPORT_TABLES
 from regnet_assets.defs.checks import build_checks
 from regnet_assets.defs.io_managers import ParquetIOManager, PickleIOManager
+from regnet_assets.defs.launch_check import launch_checked
 from regnet_assets.defs.resources import DatasetResource, StorageResource, TorchDeviceResource
 from regnet_assets.defs.schedules import nightly_sensor, with_nightly_conditions
 from regnet_assets.defs.sensors import gene_sensor_factory
@@ -58,6 +59,7 @@ def _default_storage():
 defs = dg.Definitions(
     assets=with_nightly_conditions(ALL_ASSETS),
     asset_checks=ALL_CHECKS,
-    resources=make_resources(),
+    # the UI's launches check the dataset's file first; regnet run checks it itself (cli.py)
+    resources={**make_resources(), "dataset_config": launch_checked(DatasetResource())},
     sensors=[gene_sensor_factory(_default_storage, ALL_ASSETS), nightly_sensor(ALL_ASSETS, ALL_CHECKS)],
 )

@@ -1,7 +1,7 @@
 """Gene-phase progress as Dagster run logs: the lines the batched gene assets write, read back.
 
-``gene_models`` logs a line after every training epoch and ``tf_attribution`` after every chunk
-of genes it attributes. They are ordinary run logs (the UI's run page shows them); ``regnet run``
+``gene_models`` and ``ablated_gene_correlation`` log a line after every training epoch and
+``tf_attribution`` after every chunk of genes it attributes. They are ordinary run logs (the UI's run page shows them); ``regnet run``
 follows the same lines in the instance's event log, so its progress bar moves while a run is in
 flight wherever the run executes (in process, a subprocess, the daemon of a backfill).
 """
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Each stage and the gene asset whose run logs it.
-STAGES = {"training": "gene_models", "attribution": "tf_attribution"}
+STAGES = {"training": "gene_models", "ablation": "ablated_gene_correlation", "attribution": "tf_attribution"}
 _LINE = re.compile(
-    r"^progress (?P<stage>training|attribution): (?P<done>\d+)/(?P<total>\d+) gene\(s\) of this run done"
+    rf"^progress (?P<stage>{'|'.join(STAGES)}): (?P<done>\d+)/(?P<total>\d+) gene\(s\) of this run done"
     r"(?:; (?P<current>\d+) at epoch (?P<epoch>\d+)/(?P<epochs>\d+))?$"
 )
 
@@ -56,12 +56,16 @@ def parse_progress(message: str) -> GeneProgress | None:
 
 class TrainingProgress:
     """The trainer's per-epoch callback (``train_genes(progress=...)``): logs one progress line
-    per epoch; genes of the chunks before the current one are done. ``finish`` logs the end
-    (the last chunk may stop early, before its last epoch)."""
+    per epoch; genes of the chunks before the current one are done. ``end_call`` after each
+    ``train_genes`` call when there are several (the ablation trains one per config); ``finish``
+    logs the end (the last chunk may stop early, before its last epoch)."""
 
-    def __init__(self, log: Callable[[str], None], total: int):
-        self.log, self.total = log, total
+    def __init__(self, log: Callable[[str], None], total: int, stage: str = "training"):
+        self.log, self.total, self.stage = log, total, stage
         self.done, self.chunk, self.chunk_genes = 0, 0, 0
+
+    def end_call(self) -> None:
+        self.done, self.chunk, self.chunk_genes = self.done + self.chunk_genes, 0, 0
 
     def __call__(self, event: dict) -> None:
         if event.get("chunk", 0) != self.chunk:
@@ -71,12 +75,12 @@ class TrainingProgress:
         epochs = int(event.get("epochs", 0))
         self.log(
             GeneProgress(
-                "training", self.done, self.total, self.chunk_genes, int(event.get("epoch", 0)), epochs
+                self.stage, self.done, self.total, self.chunk_genes, int(event.get("epoch", 0)), epochs
             ).message()
         )
 
     def finish(self) -> None:
-        self.log(GeneProgress("training", self.total, self.total).message())
+        self.log(GeneProgress(self.stage, self.total, self.total).message())
 
 
 def attribution_progress(log: Callable[[str], None], total: int) -> Callable[[int], None]:

@@ -17,7 +17,7 @@ import dagster as dg
 
 from regnet_assets.defs.gene_progress import STAGES, GeneProgress, parse_progress
 
-STAGE_WORDS = {"training": "trained", "attribution": "attributed"}
+STAGE_WORDS = {"training": "trained", "ablation": "ablated", "attribution": "attributed"}
 
 
 class Progress:

@@ -6,9 +6,10 @@
    size being the assets' ``BackfillPolicy.multi_run`` (the same batches a UI backfill makes);
 4. the selected assets downstream (summaries, reports, the DuckDB catalog).
 
-Each phase is an ordinary Dagster run against the given instance, visible in the UI. A batch
-that fails does not stop the other batches; phase 4 is skipped after a failure, and the
-result names every failing asset and gene range.
+Each phase is ordinary Dagster runs against the given instance, visible in the UI, one per wave
+of dependencies (:func:`waves`), so a failure marks only the assets that ran. A batch that fails
+does not stop the other batches; phase 4 is skipped after a failure, and the result names every
+failing asset and gene range.
 """
 
 import time
@@ -31,6 +32,7 @@ from regnet_assets.operations.progress import Progress, RunFollower
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SESSION = "regnet/session"  # the same value on every run of one run_graph call
+RUN = "regnet/run"  # the run's number within its session
 
 
 class SelectionError(ValueError):
@@ -77,6 +79,25 @@ def _whole_multi_assets(keys: set[dg.AssetKey]) -> set[dg.AssetKey]:
         if keys & set(a.keys) and not a.can_subset:
             keys = keys | set(a.keys)
     return keys
+
+
+def waves(selection: set[dg.AssetKey]) -> list[set[dg.AssetKey]]:
+    """``selection`` in dependency order, each wave one run whose inputs earlier waves made.
+
+    Why: the UI shows every asset a failed run planned as *Failed*, whether its step ran or
+    not; launched wave by wave, a failure leaves what comes after it unplanned, as it was.
+    """
+    graph = defs.resolve_asset_graph()
+    step = {key: a for a in ALL_ASSETS for key in a.keys}  # a multi-asset's outputs go together
+    left, out = set(selection), []
+    while left:
+        wave = {
+            k for k in left if not any(p in left and step[p] is not step[k] for p in graph.get(k).parent_keys)
+        }
+        assert wave, f"no asset of {sorted(left)} has its inputs ready"
+        out.append(wave)
+        left -= wave
+    return out
 
 
 def _pending(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> set[dg.AssetKey]:
@@ -154,27 +175,38 @@ def run_graph(
     size = batch_size or genes_per_run(ALL_ASSETS)
 
     session = uuid.uuid4().hex
+    graph = defs.resolve_asset_graph()
 
     def run(selection, label, tags=None, partitions="", follow=None) -> str | None:
-        """One run; ``follow`` receives its progress lines while it executes."""
-        summary.runs += 1
-        tags = {SESSION: session, **(tags or {})}
-        with RunFollower(instance, tags, follow) if follow else nullcontext() as follower:
-            result = dg.materialize(
-                [*ALL_ASSETS, *ALL_CHECKS],
-                selection=list(selection),
-                resources=resources,
-                instance=instance,
-                tags=tags,
-                raise_on_error=False,
-                run_config=_config_for(config, selection),
+        """One run per wave of ``selection``, leaving out what depends on an asset that failed;
+        ``follow`` receives their progress lines while they execute."""
+        failures, blocked = [], set()
+        for wave in waves(selection):
+            wave = wave - blocked
+            if not wave:
+                continue
+            summary.runs += 1
+            run_tags = {SESSION: session, RUN: str(summary.runs), **(tags or {})}
+            with RunFollower(instance, run_tags, follow) if follow else nullcontext() as follower:
+                result = dg.materialize(
+                    [*ALL_ASSETS, *ALL_CHECKS],
+                    selection=list(wave),
+                    resources=resources,
+                    instance=instance,
+                    tags=run_tags,
+                    raise_on_error=False,
+                    run_config=_config_for(config, wave),
+                )
+            if follower is not None and follower.error is not None:
+                echo(f"(the progress of {label} could not be followed: {follower.error})")
+            done = (
+                wave if result.success else {e.asset_key for e in result.get_asset_materialization_events()}
             )
-        if follower is not None and follower.error is not None:
-            echo(f"(the progress of {label} could not be followed: {follower.error})")
-        failure = failure_message(result, partitions)
-        if not failure:
-            summary.assets |= set(selection)
-        return failure
+            summary.assets |= done
+            if failure := failure_message(result, partitions):
+                failures.append(failure)
+                blocked |= dg.AssetSelection.keys(*(wave - done)).downstream().resolve(graph)
+        return "; ".join(failures) or None
 
     if missing_only:
         before = _pending(instance, before)

@@ -496,8 +496,16 @@ _TABLES = [
             (
                 "pathway_vs_decoy_auc",
                 "double",
-                "simulator only: AUROC of mean |node weight|, the pathway's TF-level kinases vs the decoy kinases at the same depth (NaN if either is absent)",
+                "simulator only: AUROC of the control-corrected KPNN importance (node_weight_corrected), the pathway's TF-level kinases vs the decoy kinases at the same depth (NaN if either is absent or there are no control networks)",
             ),
+            (
+                "pathway_vs_decoy_auc_uncorrected",
+                "double",
+                "the same AUROC of the uncorrected KPNN node weight (node_weight_scaled, |mean ∂ŷ/∂a|)",
+            ),
+            ("control_networks", "int64", "control-input networks trained (KPNN --control; 0 = uncorrected)"),
+            ("control_roc_auc", "double", "mean held-out ROC-AUC of the control networks"),
+            ("control_seconds", "double", "wall-clock time of the control networks"),
             ("n_edges", "int64", "edges of the network"),
             ("n_inputs", "int64", "input genes"),
             ("n_hidden", "int64", "hidden neurons"),
@@ -512,11 +520,11 @@ _TABLES = [
     _table(
         "kpnn_node_importance",
         "network",
-        "Per node, network and fold: learned bias and KPNN node weight; fold −1 = mean.",
+        "Per node, network and fold: learned bias and KPNN node weight, control-corrected; fold −1 = mean.",
         [
             ("network", "string", "full or pruned"),
-            ("fold", "int64", "CV fold; −1 = mean over folds"),
-            ("scope", "string", "fold or mean"),
+            ("fold", "int64", "CV fold; −1 = mean over folds; the control network's number on control rows"),
+            ("scope", "string", "fold, mean, or control (a network trained on control inputs)"),
             ("node", "string", "neuron"),
             ("role", "string", "simulator role (pathway_kinase, decoy_kinase, ...); root for the output"),
             ("is_output", "bool", "the output (root) neuron"),
@@ -524,7 +532,24 @@ _TABLES = [
             ("node_weight", "float", "mean ∂ŷ/∂activation over test cells (KPNN node weight)"),
             ("node_weight_abs", "float", "mean |∂ŷ/∂activation|"),
             ("node_weight_abs_sd", "float", "SD (ddof 0) over folds of node_weight_abs (mean rows only)"),
-            ("rank", "double", "1 = largest node_weight_abs in its fold"),
+            ("node_weight_kpnn", "float", "|mean ∂ŷ/∂activation| (the KPNN paper's node weight)"),
+            (
+                "node_weight_scaled",
+                "float",
+                "node_weight_kpnn min–max scaled over all folds and nodes (controls: over the control networks)",
+            ),
+            ("control_weight_scaled", "float", "mean node_weight_scaled of the control networks"),
+            ("node_weight_corrected", "float", "node_weight_scaled − control_weight_scaled: the importance"),
+            (
+                "node_weight_control_z",
+                "float",
+                "Welch statistic of folds vs control networks (mean rows only)",
+            ),
+            (
+                "rank",
+                "double",
+                "1 = largest node_weight_corrected in its fold (scaled weight without controls)",
+            ),
         ],
     ),
     _table(

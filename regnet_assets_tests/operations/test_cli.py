@@ -208,31 +208,81 @@ def test_regnet_export_refuses_a_non_empty_folder_unless_forced(ran, tmp_path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no staging folder left behind
 
 
-def test_a_broken_dataset_is_refused_before_any_run_and_changes_no_asset(ran, tmp_path):
-    """#16: a file that breaks the contract fails in seconds, launches nothing, turns nothing red."""
+def _rna_only(storage: Path, tmp_path: Path) -> Path:
+    """A copy of the run's dataset without its ATAC modality."""
     import mudata
 
     from regnet_assets.science.dataset.reading import quiet_mudata, read_multiome
 
-    storage, env, _ = ran
     good = read_multiome(storage / "dataset" / "simulated.h5mu")
     broken = tmp_path / "broken.h5mu"
     with quiet_mudata():
-        mudata.MuData({"rna": good["rna"]}).write(str(broken))  # no ATAC modality
+        mudata.MuData({"rna": good["rna"]}).write(str(broken))
+    return broken
+
+
+def _instance_state(home: str):
+    """Every run with its status and every asset's latest materialization and planned run (what
+    the UI's status reads): equal before and after means nothing turned red or moved."""
+    with dg.DagsterInstance.from_config(home) as instance:
+        runs = [(r.run_id, r.status) for r in instance.get_runs()]
+        keys = instance.get_asset_keys()
+        events = {k.to_user_string(): instance.get_latest_materialization_event(k) for k in keys}
+        latest = {k: (e.run_id, e.timestamp) for k, e in events.items() if e is not None}
+        planned = {k.to_user_string(): instance.get_latest_planned_materialization_info(k) for k in keys}
+    return runs, latest, planned
+
+
+def test_a_broken_dataset_is_refused_before_any_run_and_changes_no_asset(ran, tmp_path):
+    """#16: a file that breaks the contract fails in seconds, launches nothing, turns nothing red."""
+    storage, env, _ = ran
+    broken = _rna_only(storage, tmp_path)  # no ATAC modality
     home = str(storage / "dagster_home")
 
     def state():
-        with dg.DagsterInstance.from_config(home) as instance:
-            runs = [(r.run_id, r.status) for r in instance.get_runs()]
-            events = {
-                k.to_user_string(): instance.get_latest_materialization_event(k)
-                for k in instance.get_asset_keys()
-            }
-            latest = {k: (e.run_id, e.timestamp) for k, e in events.items() if e is not None}
-        return runs, latest
+        return _instance_state(home)
 
     before = state()
     proc = regnet("run", "--storage", str(storage), "--dataset", str(broken), env=env, timeout=120)
     assert proc.returncode == 2
     assert "mod['atac']" in proc.stderr and "No run was launched" in proc.stderr, proc.stderr
     assert state() == before  # no new (failed) run, no asset's last materialization moved
+
+
+def test_a_broken_dataset_is_refused_at_the_uis_launch_and_changes_no_asset(ran, tmp_path):
+    """#16: the launch the UI's Materialize button sends (GraphQL, planned in a code server), with
+    ``dataset_config.path`` set to a file that breaks the contract, is refused with the field
+    named; no run is recorded and no asset's status changes. A valid path passes the same check."""
+    from dagster_graphql.client.query import LAUNCH_PIPELINE_EXECUTION_MUTATION
+    from dagster_graphql.test.utils import (
+        define_out_of_process_context,
+        execute_dagster_graphql,
+        infer_job_selector,
+    )
+
+    from regnet_assets.defs.definitions import defs
+
+    storage, _, _ = ran
+    broken = _rna_only(storage, tmp_path)
+    home = str(storage / "dagster_home")
+
+    def config(path):
+        return {"resources": {"dataset_config": {"config": {"path": str(path)}}}}
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert dg.validate_run_config(job, config(storage / "dataset" / "simulated.h5mu"))
+    before = _instance_state(home)
+    with dg.DagsterInstance.from_config(home) as instance:
+        with define_out_of_process_context(
+            str(README.parent / "regnet_assets" / "definitions.py"), "defs", instance
+        ) as ctx:
+            selector = infer_job_selector(ctx, "__ASSET_JOB", asset_selection=[{"path": ["multiome"]}])
+            params = {"selector": selector, "runConfigData": config(broken)}
+            launched = execute_dagster_graphql(
+                ctx, LAUNCH_PIPELINE_EXECUTION_MUTATION, variables={"executionParams": params}
+            ).data["launchPipelineExecution"]
+    assert launched["__typename"] == "PythonError", launched
+    message = launched["message"]
+    assert "DagsterInvalidConfigError" in message and "dataset_config:config:path" in message, message
+    assert "mod['atac']: expected a 'atac' modality; found modalities ['rna']" in message, message
+    assert _instance_state(home) == before  # no run, nothing planned, nothing moved

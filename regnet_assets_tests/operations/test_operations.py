@@ -323,3 +323,52 @@ def test_run_missing_only_trains_just_the_genes_not_done_yet(tmp_path):
 
         again = run(missing_only=True)
         assert again.success and again.runs == 0 and again.genes_total == 0
+
+
+def test_waves_keep_multi_assets_whole_and_follow_the_dependencies():
+    from regnet_assets.operations.runner import resolve_selection, waves
+
+    graph = defs.resolve_asset_graph()
+    selection = resolve_selection(None)
+    order = waves(selection)
+    assert set().union(*order) == selection and sum(map(len, order)) == len(selection)
+    wave_of = {k: n for n, wave in enumerate(order) for k in wave}
+    for a in ALL_ASSETS:
+        assert len({wave_of[k] for k in a.keys}) == 1, a.node_def.name  # one step, one run
+        for k in a.keys:
+            assert all(wave_of[p] < wave_of[k] for p in graph.get(k).parent_keys - set(a.keys)), k
+    assert order[0] == {dg.AssetKey("multiome")}
+
+
+def test_a_run_that_fails_midway_marks_only_the_assets_that_ran(tmp_path, monkeypatch):
+    """#16: ``peak_gene_links`` raises. The UI shows an asset *Failed* when the latest run that
+    planned it failed without materializing it; that is ``peak_gene_links`` alone: what depends
+    on it (``gene_tf_candidates``, ``genes``) was never planned, what does not (``metacells``)
+    was still materialized. In one run per phase both dependants showed *Failed* as well."""
+    from regnet_assets.defs.assets import dataset as dataset_assets
+    from regnet_assets.defs.resources import DatasetResource
+    from regnet_assets.operations.runner import run_graph
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(dataset_assets, "peak_to_gene", broken)
+    with dg.instance_for_test() as instance:
+        summary = run_graph(
+            instance, tmp_path, DatasetResource(preset="small"), select="group:dataset", echo=lambda _: None
+        )
+        assert [f.split(":")[0] for f in summary.failures] == ["asset 'peak_gene_links'"], summary.failures
+
+        def shown_failed(name):
+            key = dg.AssetKey(name)
+            planned = instance.get_latest_planned_materialization_info(key)
+            if planned is None:
+                return False
+            event = instance.get_latest_materialization_event(key)
+            run = instance.get_run_by_id(planned.run_id)
+            return run.status == dg.DagsterRunStatus.FAILURE and (event is None or event.run_id != run.run_id)
+
+        assert [name for name in DATASET if shown_failed(name)] == ["peak_gene_links"]
+        for name in ("gene_tf_candidates", "genes"):
+            assert instance.get_latest_planned_materialization_info(dg.AssetKey(name)) is None, name
+        assert instance.get_latest_materialization_event(dg.AssetKey("metacells")) is not None

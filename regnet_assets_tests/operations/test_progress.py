@@ -66,16 +66,20 @@ def test_reporter_receives_every_epoch_while_the_batched_run_executes(tmp_path, 
             tmp_path,
             dataset,
             device="cpu",
-            select="key:gene_models, key:tf_attribution",
+            select="key:gene_models, key:ablated_gene_correlation, key:tf_attribution",
             genes=genes,
             run_config=CONFIG,
             echo=lambda _: None,
             progress=lines.append,
         )
         assert summary.success and summary.genes_done == 2, summary.failures
-        (run,) = [r for r in instance.get_runs() if r.tags.get(RANGE_START)]
-        logged = [e.user_message for e in instance.all_logs(run.run_id) if e.dagster_event is None]
-        ended = instance.get_run_stats(run.run_id).end_time
+        # the batch's two waves: training, then what reads the models (ablation, attribution)
+        runs = [r for r in reversed(instance.get_runs()) if r.tags.get(RANGE_START)]
+        assert len(runs) == 2
+        logged = [
+            e.user_message for r in runs for e in instance.all_logs(r.run_id) if e.dagster_event is None
+        ]
+        ended = instance.get_run_stats(runs[0].run_id).end_time
 
     training = [p for p, _ in received if p.stage == "training"]
     # genes_per_batch 1: each gene trains alone, three epochs each, then the end of training
@@ -88,13 +92,18 @@ def test_reporter_receives_every_epoch_while_the_batched_run_executes(tmp_path, 
         (1, 1, 3),
         (2, 0, 0),
     ]
+    # the ablation retrains each gene (TF inputs zeroed) and reports its epochs the same way
+    ablation = [(p.done, p.current, p.epoch) for p, _ in received if p.stage == "ablation"]
+    assert ablation[0] == (0, 1, 1) and (1, 1, 1) in ablation and ablation[-1] == (2, 0, 0)
     assert [p.done for p, _ in received if p.stage == "attribution"][-1] == 2
     assert [p.message() for p, _ in received] == [m for m in logged if parse_progress(m)]  # the run logs
     assert min(t for _, t in received) < ended  # followed while the run was executing, not after
     assert any(
         re.search(rf"trained 0/2 .*run 1/1 epoch {e}/{EPOCHS}", line) for line in lines for e in (1, 2)
     )
-    assert re.search(r"genes 2/2 · trained 2/2 · attributed 2/2 .*ETA 00:00  run 1/1 ok", lines[-1])
+    assert re.search(
+        r"genes 2/2 · trained 2/2 · ablated 2/2 · attributed 2/2 .*ETA 00:00  run 1/1 ok", lines[-1]
+    )
     assert any("ETA --:--" not in line for line in lines[1:-1])  # an ETA while the run was in flight
 
 

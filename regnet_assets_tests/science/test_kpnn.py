@@ -313,3 +313,144 @@ def test_cross_validate_input_errors():
     df = pd.DataFrame(X, columns=[g[: -len("_gene")] for g in genes])  # gene symbols are accepted
     with pytest.raises(ValueError, match="lacks 1"):
         cross_validate_kpnn(df.drop(columns=df.columns[0]), y, edges, genes, "R", KPNNConfig(**FAST))
+
+
+# ---------------------------------------------------------------- control inputs (KPNN --control)
+
+
+def _weights(rows, key):
+    """Per-run node-weight rows (node_weight as given, |.| as node_weight_abs) plus the output."""
+    frame = pd.DataFrame(rows, columns=[key, "node", "node_weight"])
+    frame["node_weight_abs"] = frame["node_weight"].abs()
+    frame["is_output"] = False
+    out = pd.DataFrame({key: sorted(set(frame[key])), "node": "R", "node_weight": np.nan})
+    out = out.assign(node_weight_abs=np.nan, is_output=True)
+    return pd.concat([frame, out], ignore_index=True).assign(bias=0.0)
+
+
+def test_control_correction_equals_a_hand_computation():
+    from regnet_assets.science.network.importance import importance_table, pathway_vs_decoy_auc
+
+    # real folds: |mean gradient| A .2 .1, B .4 .3 -> min-max over all (.1 .. .4): A 1/3, 0; B 1, 2/3
+    real = _weights([(0, "A", 0.2), (0, "B", -0.4), (1, "A", 0.1), (1, "B", 0.3)], "fold")
+    # controls: A .05 .05, B .45 .35 -> min-max (.05 .. .45): A 0, 0; B 1, .75
+    control = _weights([(0, "A", 0.05), (0, "B", 0.45), (1, "A", -0.05), (1, "B", -0.35)], "control")
+    roles = {"A": "pathway_kinase", "B": "decoy_kinase"}
+    imp = importance_table(real, "full", roles, control)
+    mean = imp[imp["scope"] == "mean"].set_index("node")
+    assert mean.loc["A", "node_weight_scaled"] == pytest.approx(1 / 6)
+    assert mean.loc["B", "node_weight_scaled"] == pytest.approx(5 / 6)
+    assert mean.loc["A", "control_weight_scaled"] == pytest.approx(0.0)
+    assert mean.loc["B", "control_weight_scaled"] == pytest.approx(0.875)
+    assert mean.loc["A", "node_weight_corrected"] == pytest.approx(1 / 6)
+    assert mean.loc["B", "node_weight_corrected"] == pytest.approx(5 / 6 - 0.875)
+    # Welch: A (1/6 - 0) / sqrt((1/18)/2 + 0/2) = 1; B (-1/24) / sqrt((1/18)/2 + (1/32)/2) = -0.2
+    assert mean.loc["A", "node_weight_control_z"] == pytest.approx(1.0)
+    assert mean.loc["B", "node_weight_control_z"] == pytest.approx(-0.2)
+    assert (mean.loc["A", "rank"], mean.loc["B", "rank"]) == (1, 2)
+    assert np.isnan(mean.loc["R", "rank"]) and mean.loc["R", "role"] == "root"
+    # per fold: that fold's scaled weight minus the control mean (B: 1 - .875, 2/3 - .875)
+    folds = imp[imp["scope"] == "fold"].set_index(["fold", "node"])
+    assert folds.loc[(0, "A"), "node_weight_corrected"] == pytest.approx(1 / 3)
+    assert folds.loc[(0, "B"), "node_weight_corrected"] == pytest.approx(0.125)
+    assert folds.loc[(1, "A"), "node_weight_corrected"] == pytest.approx(0.0)
+    assert folds.loc[(1, "B"), "node_weight_corrected"] == pytest.approx(2 / 3 - 0.875)
+    assert (folds.loc[(0, "A"), "rank"], folds.loc[(1, "A"), "rank"]) == (1, 1)
+    assert folds["node_weight_control_z"].isna().all()
+    # the control rows are kept, scaled within the controls
+    ctrl = imp[imp["scope"] == "control"].set_index(["fold", "node"])
+    assert ctrl.loc[(1, "B"), "node_weight_scaled"] == pytest.approx(0.75) and ctrl["rank"].isna().all()
+    # corrected, the true kinase is above the decoy; uncorrected it is below
+    assert pathway_vs_decoy_auc(imp) == 1.0
+    assert pathway_vs_decoy_auc(imp, "node_weight_scaled") == 0.0
+    # without controls: the scaled weight is ranked and the corrected columns are NaN
+    plain = importance_table(real, "full", roles)
+    pm = plain[plain["scope"] == "mean"].set_index("node")
+    assert pm["node_weight_corrected"].isna().all() and (pm.loc["B", "rank"], pm.loc["A", "rank"]) == (1, 2)
+    assert np.isnan(pathway_vs_decoy_auc(plain))
+
+
+def test_control_counts_make_every_gene_two_fold_and_keep_library_sizes():
+    from regnet_assets.science.network.control import control_counts
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson([40, 80, 20, 60, 30], (3001, 5))
+    other = rng.poisson(200, (3001, 10))
+    library = counts.sum(1) + other.sum(1)
+    out, total, y = control_counts(counts, library, other.sum(0), 2001, np.random.default_rng(1))
+    assert out.shape == (2000, 5) and total.shape == (2000,)
+    assert y[:1000].tolist() == [1] * 1000 and y[1000:].tolist() == [0] * 1000
+    # both classes keep the real cells' library sizes (E[total] = L_i in either class)
+    assert abs(total[:1000].mean() / library.mean() - 1) < 0.02
+    assert abs(total[1000:].mean() / library.mean() - 1) < 0.02
+    # every gene's share of the total differs between classes by x2 or x0.5, up to one common
+    # factor (the class-0 pool is renormalised): the log2 ratios sit on two values 2 apart
+    share = out / total[:, None]
+    log2 = np.log2(share[1000:].mean(0) / share[:1000].mean(0))
+    offset = np.sort(log2 - log2.min())
+    assert np.all((np.abs(offset) < 0.1) | (np.abs(offset - 2) < 0.1)), log2
+    # the same generator state gives the same control data
+    again = control_counts(counts, library, other.sum(0), 2001, np.random.default_rng(1))
+    assert np.array_equal(again[0], out) and np.array_equal(again[1], total)
+
+
+def test_control_datasets_from_raw_counts():
+    import anndata as ad
+
+    from regnet_assets.science.network.control import control_datasets
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(5, (100, 8)).astype(np.float32)
+    rna = ad.AnnData(counts, obs=pd.DataFrame(index=[f"c{i}" for i in range(100)]))
+    rna.var_names = [f"G{i}" for i in range(8)]
+    inputs = ["G0_gene", "G3_gene", "G5_gene"]
+    data = control_datasets(rna, inputs, list(rna.obs_names[:60]), n_datasets=2, n_cells=41, seed=3)
+    assert len(data) == 2
+    (x0, y0), (x1, y1) = data
+    assert list(x0.columns) == inputs and x0.shape == (40, 3) and y0.sum() == 20
+    assert np.isfinite(x0.to_numpy()).all() and (x0.to_numpy() >= 0).all()
+    assert not np.array_equal(x0.to_numpy(), x1.to_numpy())  # each control is drawn afresh
+    assert control_datasets(rna, inputs, list(rna.obs_names), n_datasets=0) == []
+    rna.X = counts + 0.5
+    with pytest.raises(ValueError, match="raw counts"):
+        control_datasets(rna, inputs, list(rna.obs_names))
+    with pytest.raises(ValueError, match="not measured"):
+        control_datasets(rna, ["NOPE_gene"], list(rna.obs_names))
+
+
+def test_corrected_importance_ranks_the_node_with_informative_inputs_first():
+    """A reads 2 genes that carry the label; B and C read 8 uninformative genes each (more
+    connectivity). Trained on the data and on control inputs, the corrected importance puts A
+    first by a margin, and above zero while the others fall below their controls."""
+    import anndata as ad
+
+    from regnet_assets.science.network.cells import kpnn_expression
+    from regnet_assets.science.network.control import control_datasets, control_node_weights
+    from regnet_assets.science.network.importance import importance_table
+
+    rng = np.random.default_rng(0)
+    n = 400
+    names = {"A": ["a0", "a1"], "B": [f"b{i}" for i in range(8)], "C": [f"c{i}" for i in range(8)]}
+    genes = [g for gs in names.values() for g in gs] + [f"o{i}" for i in range(10)]
+    y = rng.integers(0, 2, n)
+    mu = np.full((n, len(genes)), 5.0)
+    mu[:, :2] *= np.where(y[:, None] == 1, 3.0, 1.0)
+    counts = rng.poisson(mu * rng.lognormal(0, 0.2, (n, 1))).astype(np.float32)
+    rna = ad.AnnData(counts, obs=pd.DataFrame(index=[f"cell{i}" for i in range(n)]))
+    rna.var_names = genes
+    edges = _e([(f"{g}_gene", node) for node, gs in names.items() for g in gs] + [(v, "R") for v in names])
+    inputs = [f"{g}_gene" for gs in names.values() for g in gs]
+    X = kpnn_expression(rna, inputs)
+    cfg = KPNNConfig(lr=1e-2, batch_size=64, epochs=30, patience=5, dropout=0.2, num_threads=1)
+    real = cross_validate_kpnn(X, y, edges, inputs, "R", cfg, n_folds=3)
+    assert real.mean_metrics["roc_auc"] > 0.95
+    data = control_datasets(rna, inputs, list(rna.obs_names), n_datasets=3, n_cells=200, seed=0)
+    control, about = control_node_weights(data, edges.assign(sign=1), cfg)
+    assert about["control_networks"] == 3 and about["control_roc_auc"] > 0.9  # every gene predicts
+    assert set(control["control"]) == {0, 1, 2}
+    imp = importance_table(real.node_weights, "full", {}, control)
+    mean = imp[(imp["scope"] == "mean") & ~imp["is_output"]].set_index("node")
+    assert mean["rank"].idxmin() == "A"
+    corrected = mean["node_weight_corrected"]
+    assert corrected["A"] > 0 > max(corrected["B"], corrected["C"])
+    assert corrected["A"] - max(corrected["B"], corrected["C"]) > 0.1

@@ -28,6 +28,7 @@ from regnet_assets.science.network.build import (
     simulator_pkn,
 )
 from regnet_assets.science.network.cells import kpnn_data
+from regnet_assets.science.network.control import N_CONTROLS, control_datasets, control_node_weights
 from regnet_assets.science.network.importance import plot_node_importance, simulator_roles
 from regnet_assets.science.network.kpnn_training import KPNNConfig, cross_validate_network
 from regnet_assets.science.network.pkn import EDGE_COLUMNS, PKNError, human_kpnn, read_pkn
@@ -329,10 +330,18 @@ class KPNNTrainingConfig(dg.Config):
     balance_classes: bool = science_field(KPNNConfig, "balance_classes", "Class-balanced sample weights.")
     seed: int = science_field(KPNNConfig, "seed", "Seed of the folds, subsample and initialisation.")
     num_threads: int = science_field(KPNNConfig, "num_threads", "torch CPU threads (0 = torch's default).")
+    n_controls: int = Field(
+        default=N_CONTROLS,
+        description="Networks trained on the KPNN paper's control inputs (every gene two-fold up or "
+        "down) per network, to correct node importance for uneven connectivity (0 = uncorrected).",
+    )
+    control_cells: int = Field(
+        default=0, description="Cells per control data set (0 = the paper's two batches: 2 × batch_size)."
+    )
 
 
-#: KPNNTrainingConfig fields that are not KPNNConfig's (data selection and CV).
-KPNN_DAGSTER_ONLY = {"label", "positive_class", "max_cells", "n_folds"}
+#: KPNNTrainingConfig fields that are not KPNNConfig's (data selection, CV and control inputs).
+KPNN_DAGSTER_ONLY = {"label", "positive_class", "max_cells", "n_folds", "n_controls", "control_cells"}
 
 
 KPNN_TABLES = (
@@ -367,7 +376,8 @@ def kpnn(
     storage: StorageResource,
     device: TorchDeviceResource,
 ):
-    """Train the KPNN on the full PKN and on its minimal DAG (stratified CV); metrics, node weights."""
+    """Train the KPNN on the full PKN and on its minimal DAG (stratified CV), and a few networks on
+    the KPNN paper's control inputs on each; metrics, node weights corrected by the controls."""
     mdata = read_multiome(multiome.path)
     nets = {"full": pkn_edges, "pruned": pruned_dag_edges}
     try:
@@ -378,18 +388,36 @@ def kpnn(
     except ValueError as exc:
         raise _fail("KPNN inputs rejected", exc) from exc
     torch_device = device.resolve()
-    results, about = {}, {}
+    try:
+        if config.n_controls < 0 or config.control_cells < 0:
+            raise ValueError("KPNNTrainingConfig.n_controls and control_cells must be >= 0")
+        control_data = control_datasets(
+            mdata["rna"],
+            list(X.columns),
+            list(y.index),
+            config.n_controls,
+            config.control_cells or 2 * kcfg.batch_size,
+            kcfg.seed,
+        )
+    except ValueError as exc:
+        raise _fail("KPNN control inputs rejected", exc) from exc
+    results, about, controls = {}, {}, {}
     for net, edges in nets.items():
         try:
             results[net], about[net] = cross_validate_network(
                 X, y, edges, kcfg, n_folds=config.n_folds, device=torch_device
             )
+            controls[net] = control_node_weights(control_data, edges, kcfg, device=torch_device)
         except ValueError as exc:
             raise _fail(f"KPNN on the {net} network", exc) from exc
         about[net]["positive_class"] = label_info["positive"]
         auc = results[net].mean_metrics["roc_auc"]
-        context.log.info(f"{net} network: ROC-AUC {auc:.3f} in {about[net]['seconds']:.1f} s")
-    tables = kpnn_tables(results, simulator_roles(mdata), about)
+        extra = controls[net][1]
+        context.log.info(
+            f"{net} network: ROC-AUC {auc:.3f} in {about[net]['seconds']:.1f} s; "
+            f"{extra['control_networks']} control networks in {extra['control_seconds']:.1f} s"
+        )
+    tables = kpnn_tables(results, simulator_roles(mdata), about, controls)
     cells = {
         "cells_used": len(y),
         "cells_positive_used": int(y.sum()),
@@ -410,6 +438,7 @@ def _kpnn_metadata(storage: StorageResource, tables: dict, common: dict) -> dict
     summary, imp = tables["kpnn_summary"], tables["kpnn_node_importance"]
     top = imp[(imp["scope"] == "mean") & (imp["network"] == "full") & ~imp["is_output"]].head(10)
     truth = [None if np.isnan(v) else float(v) for v in summary["pathway_vs_decoy_auc"]]
+    uncorrected = summary["pathway_vs_decoy_auc_uncorrected"]
     metadata = {name: dict(common) for name in KPNN_TABLES}
     metrics_figure = figure_metadata(
         storage, "kpnn_metrics", png_bytes(plot_kpnn_metrics(tables["kpnn_metrics"]))
@@ -428,6 +457,9 @@ def _kpnn_metadata(storage: StorageResource, tables: dict, common: dict) -> dict
                         "parameter_compression_pct",
                         "roc_auc_change_pct",
                         "pathway_vs_decoy_auc",
+                        "pathway_vs_decoy_auc_uncorrected",
+                        "control_networks",
+                        "control_roc_auc",
                     ]
                 ]
             ),
@@ -436,8 +468,23 @@ def _kpnn_metadata(storage: StorageResource, tables: dict, common: dict) -> dict
     metadata["kpnn_node_importance"].update(
         {
             **figure_metadata(storage, "kpnn_node_importance", png_bytes(plot_node_importance(imp))),
-            "top_nodes_full": markdown(top[["node", "role", "node_weight_abs", "node_weight", "bias"]]),
+            "top_nodes_full": markdown(
+                top[
+                    [
+                        "node",
+                        "role",
+                        "node_weight_corrected",
+                        "node_weight_scaled",
+                        "control_weight_scaled",
+                        "node_weight_abs",
+                        "bias",
+                    ]
+                ]
+            ),
             "pathway_vs_decoy_auc": dg.MetadataValue.json(dict(zip(summary["network"], truth))),
+            "pathway_vs_decoy_auc_uncorrected": dg.MetadataValue.json(
+                dict(zip(summary["network"], [None if np.isnan(v) else float(v) for v in uncorrected]))
+            ),
         }
     )
     return metadata

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from regnet_assets.defs.assets.dataset import H5muRef
 from regnet_assets.defs.assets.models import GENES_PER_RUN, TrainingConfig
+from regnet_assets.defs.gene_progress import TrainingProgress
 from regnet_assets.defs.instance import latest_runs
 from regnet_assets.defs.metadata import column_schema, figure_metadata, gene_metadata, markdown
 from regnet_assets.defs.partitions import genes_partitions
@@ -136,10 +137,13 @@ def ablated_gene_models(
         groups.setdefault(key, (cfg, source, []))[2].append(x)
     torch_device = device.resolve()
     out: dict[str, pd.DataFrame] = {}
+    progress = TrainingProgress(context.log.info, len(inputs), stage="ablation")
     for cfg, source, chunk in groups.values():
-        for r, x in zip(
-            training.train_genes(rep.without_tf_branch(chunk), cfg.to_science(), device=torch_device), chunk
-        ):
+        results = training.train_genes(
+            rep.without_tf_branch(chunk), cfg.to_science(), device=torch_device, progress=progress
+        )
+        progress.end_call()
+        for r, x in zip(results, chunk):
             out[r.gene] = pd.DataFrame(
                 [
                     {
@@ -156,6 +160,7 @@ def ablated_gene_models(
                     }
                 ]
             )
+    progress.finish()
     for gene, reason in skipped.items():
         context.log.warning(f"no ablated model for gene {gene}: {reason}")
         out[gene] = pd.DataFrame(

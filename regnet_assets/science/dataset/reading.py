@@ -6,16 +6,18 @@ more data than it stores, or duplicate cells, fails with the field named instead
 
 from __future__ import annotations
 
+import gc
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import mudata
 import numpy as np
 import pandas as pd
 
-__all__ = ["DatasetError", "quiet_mudata", "read_multiome", "require_modality"]
+__all__ = ["DatasetError", "check_h5mu", "quiet_mudata", "read_multiome", "require_modality"]
 
 
 class DatasetError(ValueError):
@@ -45,6 +47,26 @@ def read_multiome(path, backed: bool = False) -> mudata.MuData:
     is a few seconds and ~1 GB instead of ~20 s and the whole matrices.
     """
     path = Path(path)
+    check_h5mu(path)
+    if not backed:
+        # An earlier MuData (the previous step's, in one process) often survives in anndata's
+        # reference cycles until the cyclic collector runs: collect it before reading another,
+        # or a 10x-sized dataset is in memory twice (measured: 10.4 -> 6.7 GB peak).
+        gc.collect()
+    try:
+        with quiet_mudata():
+            return mudata.read_h5mu(path, backed=True if backed else None)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a malformed file to the user
+        raise DatasetError(
+            "path", expected="a file mudata can read", found=f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def check_h5mu(path, modalities: tuple[str, ...] = ()) -> None:
+    """The checks that need only the HDF5 header, not the data: the file, its ``mod`` group, the
+    given ``modalities``, declared sizes and unique cells. Seconds even on a large file, so the
+    UI's launch can run them (``defs/launch_check.py``); raises :class:`DatasetError`."""
+    path = Path(path)
     if not path.exists():
         raise DatasetError("path", expected="an existing .h5mu file", found=f"no file at {path}")
     if not path.is_file():
@@ -55,6 +77,8 @@ def read_multiome(path, backed: bool = False) -> mudata.MuData:
         with h5py.File(path, "r") as handle:
             keys = set(handle.keys())
             if "mod" in keys:
+                for name in modalities if isinstance(handle["mod"], h5py.Group) else ():
+                    require_modality(SimpleNamespace(mod=handle["mod"]), name)
                 _check_declared_sizes(handle)
                 _check_unique_cells(handle)
     except OSError as exc:
@@ -66,13 +90,6 @@ def read_multiome(path, backed: bool = False) -> mudata.MuData:
             expected="a MuData file with a 'mod' group",
             found=f"top-level groups {sorted(keys)}{hint}",
         )
-    try:
-        with quiet_mudata():
-            return mudata.read_h5mu(path, backed=True if backed else None)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a malformed file to the user
-        raise DatasetError(
-            "path", expected="a file mudata can read", found=f"{type(exc).__name__}: {exc}"
-        ) from exc
 
 
 # A dataset may compress well, but not by more than this (gzip tops out near 1000:1), and a

@@ -10,7 +10,9 @@ from regnet_assets.science.network.build import (
     simulator_pkn,
 )
 from regnet_assets.science.network.cells import condition_labels, kpnn_data, kpnn_expression, subsample_cells
+from regnet_assets.science.network.control import control_datasets, control_node_weights
 from regnet_assets.science.network.importance import (
+    control_correction,
     importance_table,
     node_roles,
     pathway_vs_decoy_auc,
@@ -37,6 +39,9 @@ __all__ = [
     "PKNError",
     "PruningError",
     "condition_labels",
+    "control_correction",
+    "control_datasets",
+    "control_node_weights",
     "cross_validate_kpnn",
     "cross_validate_network",
     "finalize_pkn",

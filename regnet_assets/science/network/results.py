@@ -10,16 +10,25 @@ from regnet_assets.science.network.importance import importance_table, pathway_v
 __all__ = ["kpnn_tables", "plot_kpnn_metrics"]
 
 
-def kpnn_tables(results: dict, roles: dict[str, str], about: dict[str, dict]) -> dict[str, pd.DataFrame]:
-    """The KPNN result tables from ``{network: KPNNCVResult}`` (``"full"`` first, the reference).
+def kpnn_tables(
+    results: dict,
+    roles: dict[str, str],
+    about: dict[str, dict],
+    controls: dict[str, tuple[pd.DataFrame, dict]] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The KPNN result tables from ``{network: KPNNCVResult}`` (``"full"`` first, the reference)
+    and, per network, its control networks' ``(node weights, about)`` from
+    :func:`~regnet_assets.science.network.control.control_node_weights` (none: uncorrected).
 
     ``kpnn_metrics``/``kpnn_history``/``kpnn_predictions``: the CV frames with a ``network``
     column; ``kpnn_node_importance``: :func:`importance_table`; ``kpnn_activations``: held-out
     activations in long form (network, cell, fold, node, activation); ``kpnn_summary``: one row
     per network with mean metrics, ``about[network]`` (sizes, seconds, ...), the parameter
-    compression and ROC-AUC change relative to the full network (the CORNETO tutorial's numbers)
-    and :func:`pathway_vs_decoy_auc`.
+    compression and ROC-AUC change relative to the full network (the CORNETO tutorial's numbers),
+    :func:`pathway_vs_decoy_auc` of the control-corrected importance and of the uncorrected
+    scaled |mean gradient|, and the control networks' count, held-out ROC-AUC and seconds.
     """
+    controls = controls or {}
     parts: dict[str, list] = {
         k: []
         for k in (
@@ -33,7 +42,8 @@ def kpnn_tables(results: dict, roles: dict[str, str], about: dict[str, dict]) ->
     for net, res in results.items():
         parts["kpnn_metrics"].append(res.metrics.assign(network=net))
         parts["kpnn_history"].append(res.history.assign(network=net))
-        parts["kpnn_node_importance"].append(importance_table(res.node_weights, net, roles))
+        control = controls.get(net, (None, {}))[0]
+        parts["kpnn_node_importance"].append(importance_table(res.node_weights, net, roles, control))
         act = res.activations.rename_axis("cell").reset_index()
         parts["kpnn_activations"].append(
             act.melt(id_vars=["cell", "fold"], var_name="node", value_name="activation").assign(network=net)
@@ -46,6 +56,7 @@ def kpnn_tables(results: dict, roles: dict[str, str], about: dict[str, dict]) ->
     metrics, importance = tables["kpnn_metrics"], tables["kpnn_node_importance"]
     rows = []
     for net, m in metrics.groupby("network", sort=False):
+        control_about = controls.get(net, (None, {}))[1]
         rows.append(
             {
                 "network": net,
@@ -54,6 +65,12 @@ def kpnn_tables(results: dict, roles: dict[str, str], about: dict[str, dict]) ->
                 "roc_auc_sd": float(m["roc_auc"].std(ddof=0)),
                 "mean_best_epoch": float(m["best_epoch"].mean()),
                 "pathway_vs_decoy_auc": pathway_vs_decoy_auc(importance[importance["network"] == net]),
+                "pathway_vs_decoy_auc_uncorrected": pathway_vs_decoy_auc(
+                    importance[importance["network"] == net], "node_weight_scaled"
+                ),
+                "control_networks": int(control_about.get("control_networks", 0)),
+                "control_roc_auc": float(control_about.get("control_roc_auc", np.nan)),
+                "control_seconds": float(control_about.get("control_seconds", 0.0)),
                 **about.get(net, {}),
             }
         )
