@@ -731,12 +731,12 @@ CONFIG_CASES = [
         _train(epoch=1),
     ),
     Case(
-        "metacell-n-zero",
+        "metacell-n-negative",
         "config",
-        "MetacellConfig.n_metacells = 0",
+        "MetacellConfig.n_metacells = -1 (0 means one per ~50 cells)",
         "metacell_multiome",
         "n_metacells",
-        _op_config("metacell_multiome", ["metacell_multiome"], n_metacells=0),
+        _op_config("metacell_multiome", ["metacell_multiome"], n_metacells=-1),
     ),
     Case(
         "metacell-train-fraction",

@@ -101,7 +101,7 @@ def with_nightly_conditions(
 def nightly_sensor(assets: Sequence, checks: Sequence = ()) -> dg.AutomationConditionSensorDefinition:
     """Evaluates the nightly conditions (and the checks' re-check conditions) every 30 s."""
     keys = nightly_targets(assets)
-    selection = dg.AssetSelection.keys(*keys)
+    selection = dg.AssetSelection.assets(*keys)
     if checks:
         selection = selection | dg.AssetSelection.checks(*checks)
     return dg.AutomationConditionSensorDefinition(

@@ -63,7 +63,7 @@ def gene_sensor_factory(storage_root_fn, assets: Sequence = ()):
         name="gene_partitions_sensor",
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=dg.AssetSelection.keys(*keys) if keys else None,
+        target=dg.AssetSelection.assets(*keys) if keys else None,
         description="Every minute: registers the genes of the latest `genes` table that are not "
         "partitions yet, in one call, and requests batched runs of the gene assets for them.",
     )

@@ -14,6 +14,7 @@ failing asset and gene range.
 
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -65,7 +66,9 @@ def resolve_selection(select: str | None) -> set[dg.AssetKey]:
     keys: set[dg.AssetKey] = set()
     for part in [p.strip() for p in select.split(",") if p.strip()]:
         try:
-            keys |= dg.AssetSelection.from_string(part).resolve(graph)
+            with warnings.catch_warnings():  # Dagster's own parser uses a beta parameter of its API
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                keys |= dg.AssetSelection.from_string(part).resolve(graph)
         except Exception as error:  # noqa: BLE001 - Dagster raises several kinds here
             raise SelectionError(f"--select {part!r}: {error}") from error
     if not keys:
@@ -118,7 +121,7 @@ def _pending_genes(instance: dg.DagsterInstance, keys: set[dg.AssetKey], genes: 
 def _phases(selected: set[dg.AssetKey]) -> tuple[set, set, set]:
     graph = defs.resolve_asset_graph()
     part_keys = partitioned_keys(ALL_ASSETS)
-    after = dg.AssetSelection.keys(*part_keys).downstream().resolve(graph) - part_keys
+    after = dg.AssetSelection.assets(*part_keys).downstream().resolve(graph) - part_keys
     before = graph.get_all_asset_keys() - part_keys - after
     return before & selected, part_keys & selected, after & selected
 
@@ -205,7 +208,7 @@ def run_graph(
             summary.assets |= done
             if failure := failure_message(result, partitions):
                 failures.append(failure)
-                blocked |= dg.AssetSelection.keys(*(wave - done)).downstream().resolve(graph)
+                blocked |= dg.AssetSelection.assets(*(wave - done)).downstream().resolve(graph)
         return "; ".join(failures) or None
 
     if missing_only:
@@ -284,7 +287,7 @@ def submit_backfill(
     part = partitioned_keys(assets)
     keys = set(part)
     if downstream:
-        keys |= dg.AssetSelection.keys(*part).downstream().resolve(graph)
+        keys |= dg.AssetSelection.assets(*part).downstream().resolve(graph)
     if genes is not None:
         gene_batches(instance, genes, 1)  # raises on genes that are not registered partitions
     backfill = PartitionBackfill.from_asset_partitions(

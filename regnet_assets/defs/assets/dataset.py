@@ -15,7 +15,7 @@ from regnet_assets.science.dataset import candidates, motifs
 from regnet_assets.science.dataset import metacells as metacell_science
 from regnet_assets.science.dataset.links import peak_to_gene
 from regnet_assets.science.dataset.qc_figures import plot_dataset_qc
-from regnet_assets.science.dataset.reading import read_multiome
+from regnet_assets.science.dataset.reading import quiet_mudata, read_multiome
 from regnet_assets.science.dataset.simulator import truth_table
 from regnet_assets.science.dataset.validation import validate_multiome
 from regnet_assets.storage.tables import column_names
@@ -54,7 +54,8 @@ def multiome(
         mdata = simulate(dataset_config.simulation_config())
         validate_multiome(mdata, groupby=dataset_config.groupby)
         path = storage.path / "dataset" / "simulated.h5mu"
-        write_atomic(path, lambda tmp: mdata.write(str(tmp)))
+        with quiet_mudata():
+            write_atomic(path, lambda tmp: mdata.write(str(tmp)))
     else:
         path = Path(dataset_config.path).resolve()
         mdata = read_multiome(path)
@@ -121,7 +122,8 @@ def metacell_multiome(
         valid_fraction=config.valid_fraction,
     )
     path = storage.path / "dataset" / "metacells.h5mu"
-    write_atomic(path, lambda tmp: mc.write(str(tmp)))
+    with quiet_mudata():
+        write_atomic(path, lambda tmp: mc.write(str(tmp)))
     info = mc.uns["metacells"]
     context.add_output_metadata(
         {

@@ -162,7 +162,7 @@ def regulatory_network(
     overall = top.loc[top["cell_type"] == ALL, ["tf", "gene"]].drop_duplicates().assign(top_overall=True)
     net = scores.merge(types, on=["tf", "gene"], how="left").merge(overall, on=["tf", "gene"], how="left")
     net["cell_types"] = net["cell_types"].fillna("")
-    net["top_overall"] = net["top_overall"].fillna(False).astype(bool)
+    net["top_overall"] = net["top_overall"].notna()  # True where the merge found the edge
     net["in_network"] = (net["cell_types"] != "") | net["top_overall"]
     counts = net[net["in_network"]].groupby("tf")["gene"].nunique()
     net["n_targets_of_tf"] = net["tf"].map(counts).fillna(0).astype(np.int64)

@@ -33,7 +33,8 @@ class DatasetError(ValueError):
 
 @contextmanager
 def quiet_mudata():
-    """mudata 0.3 emits a FutureWarning on every update(); it is noise for our users."""
+    """mudata 0.3 emits a FutureWarning on every update() (reads and writes call it); it is
+    noise for our users."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         yield

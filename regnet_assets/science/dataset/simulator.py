@@ -974,11 +974,11 @@ def simulate(config: SimulationConfig | None = None):
 def write_simulated(path: str | os.PathLike, config: SimulationConfig | None = None) -> Path:
     """Simulate and write the .h5mu atomically (temp file in the same folder, then os.replace),
     so a killed run never leaves a torn dataset where a reader would pick it up."""
-    import mudata as md
+    from regnet_assets.science.dataset.reading import quiet_mudata
 
     path = Path(path)
     mdata = simulate(config)
-    with md.set_options(pull_on_update=False):  # mudata 0.4 behaviour, without its FutureWarning
+    with quiet_mudata():
         write_atomic(
             path,
             lambda tmp: mdata.write_h5mu(tmp, compression="gzip"),  # gzip: ~2.5x smaller
