@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import signal
 from pathlib import Path
 
 import dagster as dg
@@ -34,6 +35,15 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
         if path.name in SERVICE_MARKS:
             item.add_marker(getattr(pytest.mark, SERVICE_MARKS[path.name]))
+
+
+@pytest.fixture(autouse=True)
+def _default_sigterm():
+    """Each test starts with SIGTERM's default action. Something a test runs in-process (measured
+    after the browser module) leaves SIGTERM ignored in the xdist worker; children inherit an
+    ignored signal, so a later test's ``multiprocessing.Pool`` could never terminate its workers
+    and hung in ``Pool.__exit__``."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture
