@@ -50,18 +50,19 @@ def _measure(cmd: list[str], env: dict) -> dict:
     return {"seconds": time.perf_counter() - start, "rss_gib": single / 2**30, "tree_gib": tree / 2**30}
 
 
-def _step_seconds(storage: Path) -> dict[str, float]:
-    """Each step's seconds in the runs of the storage's Dagster instance (``regnet run`` makes
-    one run per wave of dependencies)."""
+def _step_seconds(storage: Path, since: float = 0.0) -> dict[str, float]:
+    """Each step's seconds, summed over the runs of the storage's Dagster instance that started
+    after ``since`` (``regnet run`` makes one run per wave of dependencies and gene batch)."""
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(storage / "dagster_home")
+    seconds: dict[str, float] = {}
     with dg.DagsterInstance.get() as instance:
-        return {
-            s.step_key: s.end_time - s.start_time
-            for run in instance.get_runs()
-            for s in instance.get_run_step_stats(run.run_id)
-        }
+        for run in instance.get_runs():
+            for s in instance.get_run_step_stats(run.run_id):
+                if s.start_time and s.end_time and s.start_time >= since:
+                    seconds[s.step_key] = seconds.get(s.step_key, 0.0) + s.end_time - s.start_time
+    return seconds
 
 
 def _sizes(path: Path) -> dict[str, int]:
