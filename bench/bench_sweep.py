@@ -1,6 +1,6 @@
 """Benchmark: which training settings make regnet's TF → gene network recover the truth.
 
-On a simulated dataset (``--preset small`` or ``default``, ``regnet_assets.science.dataset.
+On a simulated dataset (``--preset small``, ``default`` or ``hard``, ``regnet_assets.science.dataset.
 simulator``), builds the leak-free metacells, trains every target gene's model once per
 setting, attributes with the exact IG and scores the network (mean |attribution| per
 candidate edge, :func:`~regnet_assets.science.attribution.grn.edge_scores`) against the
@@ -65,7 +65,11 @@ SETTINGS = {
     "untrained": TrainConfig(steps=1, lr=1e-12, min_lr=0.0, glm_start=False),
     "glm_start_only": TrainConfig(steps=1, lr=1e-12, min_lr=0.0),
 }
-PRESETS = {"small": (SimulationConfig.small, 60), "default": (SimulationConfig, 200)}
+PRESETS = {
+    "small": (SimulationConfig.small, 60),
+    "default": (SimulationConfig, 200),
+    "hard": (SimulationConfig.hard, 200),
+}
 
 
 def prepare(preset: str, seed: int):

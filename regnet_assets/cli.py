@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PRESETS = ("default", "small", "large")  # the simulator's (importing it here would slow --help)
+PRESETS = ("default", "small", "large", "hard")  # the simulator's (importing it here would slow --help)
 
 
 def _prepare_home(root: Path) -> Path:
@@ -312,7 +312,8 @@ def parser() -> argparse.ArgumentParser:
             choices=list(PRESETS),
             help="size of the simulated dataset: default (make run: 3,000 cells, 24 genes), small "
             "(tests), large (10x-Multiome-sized: 50,000 cells, 20,000 genes, 2,000 targets, "
-            "~100,000 peaks)",
+            "~100,000 peaks), hard (default size; the motif scan misses some true edges, "
+            "co-expressed paralog decoys, cooperative TF pairs, more type-specific edges)",
         )
         p.add_argument("--seed", type=int, default=0, help="simulator seed")
 

@@ -50,7 +50,7 @@ class DatasetResource(dg.ConfigurableResource):
 
     path: str = Field(default="", description="A user's .h5mu; empty = the simulated default.")
     groupby: str = Field(default="cell_type", description="obs column with the cell-type label.")
-    preset: str = Field(default="default", description="Simulator size: default, small or large.")
+    preset: str = Field(default="default", description="Simulator preset: default, small, large or hard.")
     seed: int = Field(default=0, description="Seed of the simulator.")
     n_cells: int = Field(default=0, description="Simulated cells (0 = the simulator default).")
     n_target_genes: int = Field(default=0, description="Simulated target genes (0 = default).")

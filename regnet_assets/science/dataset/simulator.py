@@ -33,6 +33,13 @@ Peak sequences are random (GC content configurable); each true edge's TF motif i
 (sampled from the PFM, conditioned on passing the p = 5e-5 scan threshold, random strand)
 into 1-3 of the gene's peaks, decoy motifs of non-regulating TFs go into other peaks, and
 the remaining peaks carry no planted site (they still have the chance hits any real genome has).
+
+The ``hard`` preset (:meth:`SimulationConfig.hard`) adds what makes real data hard: some edges
+act through low-affinity sites the scan misses (so the candidate list lacks them), co-expressed
+paralogs whose real motifs the regulators' sites also hit, cooperative pairs (a gene responds
+to the smaller of two TFs' activities), more type-specific and repressive edges, and peak
+openness that follows TF activity only in part. Truth: ``uns['truth_cooperative']``,
+``uns['truth_paralogs']`` and the role ``functional_weak`` in ``uns['truth_peaks']``.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ DEFAULT_HIERARCHY: tuple[tuple[str, str, int, str], ...] = (
 DEFAULT_DECOY_KINASES: tuple[str, ...] = ("CDK2", "GSK3B", "PRKACA", "CSNK2A1")
 
 CONDITIONS = ("control", "stimulated")
-PRESETS = ("default", "small", "large")
+PRESETS = ("default", "small", "large", "hard")
 _CONFIDENCE_RANK = {"A": 0, "B": 1, "C": 2}
 
 
@@ -142,6 +149,19 @@ class SimulationConfig:
     # chunks of cells, sparse counts, nothing cells x peaks or cells x genes ever dense
     sparse_counts: bool = False
     chunk_cells: int = 1024  # part of the config: the chunking sets which random draws go where
+    # what makes real data hard (all off by default; :meth:`hard` switches them on). Their random
+    # draws come from streams of their own, so switched off they leave the data bit-identical.
+    # share of true edges acting through low-affinity sites, between the thresholds of
+    # weak_site_pvalue and motif_pvalue: the scan misses them unless a chance hit rescues them
+    weak_site_edge_fraction: float = 0.0
+    weak_site_pvalue: float = 1e-3
+    # share of regulators with a co-expressed paralog: a decoy TF whose real JASPAR motif is
+    # hit by the regulator's planted sites, with activity paralog_coexpression-correlated to it
+    paralog_fraction: float = 0.0
+    paralog_coexpression: float = 0.8
+    # share of target genes whose two same-sign regulators act only together (AND: the effect
+    # follows the smaller of the two activities)
+    cooperative_gene_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -190,6 +210,13 @@ class SimulationConfig:
         check(0 < self.stimulated_fraction < 1, "stimulated_fraction must be in (0, 1)")
         check(0 < self.motif_pvalue < 1, "motif_pvalue must be in (0, 1)")
         check(self.chunk_cells >= 1, "chunk_cells must be >= 1")
+        for name in ("weak_site_edge_fraction", "paralog_fraction", "cooperative_gene_fraction"):
+            check(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1]")
+        check(0 <= self.paralog_coexpression <= 1, "paralog_coexpression must be in [0, 1]")
+        check(
+            self.motif_pvalue < self.weak_site_pvalue < 1,
+            "weak_site_pvalue must be in (motif_pvalue, 1)",
+        )
 
     @property
     def regulators(self) -> int:
@@ -240,8 +267,30 @@ class SimulationConfig:
         return cls(**params)
 
     @classmethod
+    def hard(cls, seed: int = 0, **overrides) -> SimulationConfig:
+        """The default sizes with what makes real data hard, where linear and motif-only baselines
+        should fail: the scan misses weak-site edges, co-expressed paralogs share the regulators'
+        sites, cooperative pairs act together, more edges are cell-type specific or repressive,
+        and accessibility follows TF activity only in part."""
+        params = dict(
+            seed=seed,
+            weak_site_edge_fraction=0.4,
+            paralog_fraction=0.25,
+            paralog_coexpression=0.8,
+            cooperative_gene_fraction=0.3,
+            type_specific_edge_fraction=0.5,
+            repressor_regulator_fraction=0.4,
+            peak_tf_response=0.5,
+            peak_type_sd=0.6,
+            peak_noise_sd=0.6,
+        )
+        params.update(overrides)
+        return cls(**params)
+
+    @classmethod
     def preset(cls, name: str, seed: int = 0, **overrides) -> SimulationConfig:
-        """The named size: ``default`` (make run), ``small`` (tests) or ``large`` (real size)."""
+        """The named preset: ``default`` (make run), ``small`` (tests), ``large`` (real size) or
+        ``hard`` (default size, realistic difficulties)."""
         if name not in PRESETS:
             raise ValueError(f"simulator preset must be one of {list(PRESETS)}, got {name!r}")
         return cls(seed=seed, **overrides) if name == "default" else getattr(cls, name)(seed, **overrides)
@@ -376,6 +425,71 @@ def _select_genes(config: SimulationConfig, rng: np.random.Generator, pfms):
     return tfs, regulators, targets, edges
 
 
+def _add_paralogs(config, rng, tfs: list[str], regulators: list[str], edges, pfms):
+    """(TFs, ``{regulator: paralog}``): paralogs for ``paralog_fraction`` of the regulators with
+    targets, taking the place of as many plain decoys (the TF count stays ``n_tfs``)."""
+    signalling = set(_signalling_nodes(config))
+    eligible = _eligible_tfs(config.motif_pvalue, config.peak_length)
+    pool = [t for t in eligible if t not in signalling and t not in regulators]
+    decoys = [t for t in tfs if t not in regulators]
+    with_targets = [r for r in regulators if r in set(edges["tf"])]
+    n = min(int(round(config.paralog_fraction * len(with_targets))), len(decoys))
+    paralogs = _choose_paralogs(config, rng, with_targets, pool, pfms, n)
+    new = [t for t in paralogs.values() if t not in decoys]
+    dropped = set(_choose(rng, [t for t in decoys if t not in paralogs.values()], len(new)))
+    return regulators + [t for t in decoys if t not in dropped] + new, paralogs
+
+
+def _choose_paralogs(config, rng, regulators: list[str], pool: list[str], pfms, n: int) -> dict[str, str]:
+    """``{regulator: paralog}`` for ``n`` of the regulators: the pool TF whose real
+    JASPAR motif (no wider than the regulator's) is hit inside most of the regulator's sites.
+
+    Real paralog families (ESR1/ESR2, MYC/MYCN, the ETS or GATA factors) share motifs, so a scan
+    cannot tell which one binds; sites planted for the regulator are then drawn to hit both.
+    A regulator gets no paralog when fewer than half of its sites would hit any pool TF.
+    """
+    names = regulators + pool
+    cutoffs = motif_lib.motif_thresholds({t: pfms[t] for t in names}, config.motif_pvalue)
+    threshold = {t: _as_int(x) for t, x in zip(names, cutoffs)}
+    motif = {t: _int_motif(pfms[t]) for t in names}
+    out: dict[str, str] = {}
+    for reg in rng.permutation(regulators):
+        if len(out) >= n:
+            break
+        words = _words(rng, _probs(pfms[reg]), 256)
+        words = words[_word_scores(motif[reg], words) >= threshold[reg]]
+        best, best_rate = None, 0.5
+        for tf in pool:
+            if tf in out.values() or motif[tf].shape[1] > motif[reg].shape[1] or not len(words):
+                continue
+            rate = np.mean(_best_inside(motif[tf], words) >= threshold[tf])
+            if rate > best_rate:
+                best, best_rate = tf, rate
+        if best is not None:
+            out[str(reg)] = best
+    return out
+
+
+def _cooperative_partners(config, rng, edges: pd.DataFrame) -> np.ndarray:
+    """Each edge's cooperative partner TF ("" for none): for ``cooperative_gene_fraction`` of the
+    target genes, two of their regulators with the same sign act only together (an AND gate, so
+    a model that adds up TF effects cannot fit it)."""
+    partner = np.full(len(edges), "", dtype=object)
+    pos = {e: i for i, e in enumerate(edges.index)}
+    pairs = {}  # gene -> rows of its same-sign groups of two or more edges
+    for gene, group in edges.groupby("gene", sort=False):
+        groups = [list(g.index) for _sign, g in group.groupby("sign") if len(g) >= 2]
+        if groups:
+            pairs[gene] = groups
+    n = min(len(pairs), int(round(config.cooperative_gene_fraction * config.n_target_genes)))
+    for gene in _choose(rng, list(pairs), n):
+        groups = pairs[gene]
+        rows = groups[int(rng.integers(len(groups)))]
+        a, b = (rows[i] for i in rng.choice(len(rows), size=2, replace=False))
+        partner[pos[a]], partner[pos[b]] = edges.at[b, "tf"], edges.at[a, "tf"]
+    return partner
+
+
 # --------------------------------------------------------------------------------------------
 # Genome layout, peaks and sequences
 # --------------------------------------------------------------------------------------------
@@ -427,23 +541,80 @@ def _make_peaks(config, rng, layout: pd.DataFrame, targets: list[str]) -> pd.Dat
     return peaks
 
 
-def _sample_site(rng, counts: np.ndarray, threshold: float, tries: int = 256) -> str:
-    """A motif instance drawn from the PFM's base frequencies, conditioned on scoring at least
-    the scan threshold (so every planted site is detectable at the scan p-value)."""
-    probs = counts / counts.sum(axis=0, keepdims=True)
-    int_lo = motif_lib.discretise(motif_lib.pwm_log_odds(counts))
-    width = counts.shape[1]
+def _probs(counts: np.ndarray) -> np.ndarray:
+    """Base frequencies (4 x width) of a count matrix."""
+    return counts / counts.sum(axis=0, keepdims=True)
+
+
+def _int_motif(counts: np.ndarray) -> np.ndarray:
+    """The discretised log-odds matrix the scanner scores with."""
+    return motif_lib.discretise(motif_lib.pwm_log_odds(counts))
+
+
+def _as_int(threshold: float) -> int:
+    """A scan threshold on the discretised score grid."""
+    return int(round(threshold * motif_lib.DEFAULT_RESOLUTION))
+
+
+def _words(rng, probs: np.ndarray, tries: int) -> np.ndarray:
+    """``tries`` words (base indices, tries x width), each column drawn from ``probs``."""
     cum = np.cumsum(probs, axis=0)
-    draws = (rng.random((tries, width))[:, None, :] > cum[None, :, :]).sum(axis=1)
-    draws = np.minimum(draws, 3)
-    scores = int_lo[draws, np.arange(width)[None, :]].sum(axis=1)
-    ok = np.nonzero(scores >= int(round(threshold * motif_lib.DEFAULT_RESOLUTION)))[0]
+    draws = (rng.random((tries, probs.shape[1]))[:, None, :] > cum[None, :, :]).sum(axis=1)
+    return np.minimum(draws, 3)
+
+
+def _word_scores(int_motif: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Forward-strand score of each word (as wide as the motif)."""
+    return int_motif[words, np.arange(int_motif.shape[1])[None, :]].sum(axis=1)
+
+
+def _best_inside(int_motif: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Best score of a motif (no wider than the words) over the windows inside each word, on
+    both strands: what the scan finds in a peak holding the word, whatever its flanks."""
+    width = int_motif.shape[1]
+    both = np.concatenate([words, 3 - words[:, ::-1]], axis=1)  # 3 - base = complement
+    windows = np.lib.stride_tricks.sliding_window_view(both, width, axis=1)
+    inside = np.r_[0 : words.shape[1] - width + 1, words.shape[1] : 2 * words.shape[1] - width + 1]
+    scores = int_motif[windows[:, inside], np.arange(width)].sum(axis=2)
+    return scores.max(axis=1)
+
+
+def _sample_site(rng, counts: np.ndarray, threshold: float, tries: int = 256, shared=()) -> str:
+    """A motif instance drawn from the PFM's base frequencies, conditioned on scoring at least
+    the scan threshold (so every planted site is detectable at the scan p-value).
+
+    ``shared``: (discretised motif, integer threshold) of paralogs the site must hit too, inside
+    itself, so the scan sees the paralog wherever it sees the regulator.
+    """
+    int_lo = _int_motif(counts)
+    draws = _words(rng, _probs(counts), tries)
+    ok = _word_scores(int_lo, draws) >= _as_int(threshold)
+    for motif, cutoff in shared:
+        ok &= _best_inside(motif, draws) >= cutoff
+    ok = np.nonzero(ok)[0]
     word = draws[ok[0]] if ok.size else int_lo.argmax(axis=0)
     return "".join(motif_lib.BASES[i] for i in word)
 
 
-def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds):
-    """Background sequences plus planted sites; returns sequences and the per-peak truth table."""
+def _sample_weak_site(rng, counts: np.ndarray, threshold: float, floor: float, tries: int = 1024) -> str:
+    """A low-affinity site, as real regulators often use: drawn from the PFM mixed half and half
+    with a flat background, scoring (both strands) at least ``floor`` but below the scan
+    threshold, so the scan misses it. Failing that, the best word below the threshold."""
+    int_lo = _int_motif(counts)
+    draws = _words(rng, 0.5 * _probs(counts) + 0.125, tries)
+    best = _best_inside(int_lo, draws)
+    below = best < _as_int(threshold)
+    ok = np.nonzero(below & (best >= _as_int(floor)))[0]
+    pick = ok[0] if ok.size else int(np.argmax(np.where(below, best, np.iinfo(np.int64).min)))
+    return "".join(motif_lib.BASES[i] for i in draws[pick])
+
+
+def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds, paralogs=None, floors=None):
+    """Background sequences plus planted sites; returns sequences and the per-peak truth table.
+
+    Edges flagged ``weak_site`` get low-affinity sites (role ``functional_weak``, floor
+    ``floors[tf]``); a regulator with a paralog gets sites that hit the paralog's motif too.
+    """
     n, length = len(peaks), config.peak_length
     gc = config.gc_content / 2
     probs = np.array([0.5 - gc, gc, gc, 0.5 - gc])
@@ -458,8 +629,15 @@ def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds):
     prox = np.exp(-peaks["distance"].to_numpy() / config.distance_scale)
     functional: list[tuple[int, int]] = []  # (edge row, peak row)
 
-    def plant(i: int, tf: str) -> None:
-        site = _sample_site(rng, pfms[tf], thresholds[tf])
+    shared = {
+        reg: [(_int_motif(pfms[par]), _as_int(thresholds[par]))] for reg, par in (paralogs or {}).items()
+    }
+
+    def plant(i: int, tf: str, weak: bool = False) -> None:
+        if weak:
+            site = _sample_weak_site(rng, pfms[tf], thresholds[tf], floors[tf])
+        else:
+            site = _sample_site(rng, pfms[tf], thresholds[tf], shared=shared.get(tf, ()))
         s = "+" if rng.random() < 0.5 else "-"
         if s == "-":
             site = motif_lib.reverse_complement(site)
@@ -476,13 +654,13 @@ def _plant_sequences(config, rng, peaks, edges, tfs, pfms, thresholds):
         room = len(rows) - config.decoy_motif_peaks_per_gene[0]
         while ks.sum() > room and ks.max() > max(lo_f, 1):  # few peaks: trim the largest
             ks[int(np.argmax(ks))] -= 1
-        for (e_row, tf), k in zip(zip(gene_edges.index, gene_edges["tf"]), ks):
+        for (e_row, tf, weak), k in zip(gene_edges[["tf", "weak_site"]].itertuples(), ks):
             w = prox[rows] * free
             pick = rng.choice(len(rows), size=min(int(k), int(free.sum())), replace=False, p=w / w.sum())
             for j in pick:
                 free[j] = False
-                role[rows[j]] = "functional"
-                plant(rows[j], tf)
+                role[rows[j]] = "functional_weak" if weak else "functional"
+                plant(rows[j], tf, weak)
                 functional.append((e_row, rows[j]))
         regulators = set(gene_edges["tf"])
         decoy_pool = [t for t in tfs if t not in regulators]
@@ -534,6 +712,16 @@ def _signalling_activity(config, s: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(act)
 
 
+def _coexpress_paralogs(config, activity: np.ndarray, tf_col: dict, paralogs: dict) -> np.ndarray:
+    """Mix each regulator's activity into its paralog's (correlation ~ ``paralog_coexpression``,
+    same scale): paralogs are co-expressed, so expression alone cannot tell them apart."""
+    c = config.paralog_coexpression
+    for reg, par in paralogs.items():
+        own = activity[:, tf_col[par]]
+        activity[:, tf_col[par]] = c * activity[:, tf_col[reg]] + np.sqrt(1 - c**2) * own
+    return activity
+
+
 def _gene_effects(config, rng, genes, targets, tfs, signalling, background, sig_act) -> tuple:
     """Each gene's base log-mean and per-cell-type offset (K x genes), drawn once for all cells."""
     K, gcol = config.n_cell_types, {g: i for i, g in enumerate(genes)}
@@ -573,8 +761,9 @@ def _rna_log_means(
     effects' order: targets, TFs, signalling, then background).
 
     Targets: base + signed, weighted TF activity of their true regulators (only in the edge's
-    cell types) + signed contribution of their functional peaks' openness (``centred_open[:, j]``
-    for the j-th functional pair). TFs and pathway genes follow their own activity; decoy
+    cell types; for a cooperative pair, the smaller of the pair's two activities) + signed
+    contribution of their functional peaks' openness (``centred_open[:, j]`` for the j-th
+    functional pair). TFs and pathway genes follow their own activity; decoy
     kinases and background genes vary by cell type only.
     """
     base, type_effect = effects
@@ -585,7 +774,10 @@ def _rna_log_means(
         log_mu[:, gcol[g]] = base[gcol[g]]
     for i, row in enumerate(edges.itertuples()):
         in_type = active[i][ctype]
-        log_mu[:, gcol[row.gene]] += row.sign * row.weight * activity[:, tf_col[row.tf]] * in_type
+        a = activity[:, tf_col[row.tf]]
+        if row.partner:  # AND: the gene responds only as far as both TFs are active
+            a = np.minimum(a, activity[:, tf_col[row.partner]])
+        log_mu[:, gcol[row.gene]] += row.sign * row.weight * a * in_type
     for j, (e_row, p) in enumerate(functional):
         gene, sign = edges.at[e_row, "gene"], edges.at[e_row, "sign"]
         log_mu[:, gcol[gene]] += sign * config.peak_effect * prox[p] * centred_open[:, j]
@@ -773,14 +965,23 @@ def simulate(config: SimulationConfig | None = None):
     import mudata as md
 
     config = config or SimulationConfig()
-    seeds = np.random.SeedSequence(config.seed).spawn(7)  # the 7th seeds the chunks of sparse mode
+    # the 7th seeds the chunks of sparse mode; the 8th the hard effects (the first 7 are the
+    # same as with spawn(7): adding it changed no draw of the other streams)
+    seeds = np.random.SeedSequence(config.seed).spawn(8)
     streams = [np.random.default_rng(s) for s in seeds[:6]] + [seeds[6]]
     rng_genes, rng_layout, rng_seq, rng_cells, rng_act, rng_counts = streams[:6]
+    rng_paralogs, rng_pairs, rng_weak = (np.random.default_rng(s) for s in seeds[7].spawn(3))
 
     pfms_all = motif_lib.load_jaspar_pfms()
     tfs, regulators, targets, edges = _select_genes(config, rng_genes, pfms_all)
+    paralogs: dict[str, str] = {}
+    if config.paralog_fraction:
+        tfs, paralogs = _add_paralogs(config, rng_paralogs, tfs, regulators, edges, pfms_all)
     pfms = {t: np.asarray(pfms_all[t]) for t in tfs}
     thresholds = dict(zip(tfs, motif_lib.motif_thresholds(pfms, config.motif_pvalue)))
+    floors = None
+    if config.weak_site_edge_fraction:
+        floors = dict(zip(tfs, motif_lib.motif_thresholds(pfms, config.weak_site_pvalue)))
     signalling = _signalling_nodes(config)
     background: list[str] = []
     if config.n_background_genes:
@@ -814,12 +1015,16 @@ def simulate(config: SimulationConfig | None = None):
         cell_types=[
             ";".join(type_names[k] for k in np.nonzero(a)[0]) if not a.all() else "all" for a in active
         ],
+        partner=_cooperative_partners(config, rng_pairs, edges),
+        weak_site=rng_weak.random(n_edges) < config.weak_site_edge_fraction,
     )
 
     # genome
     layout = _layout(config, rng_layout, genes)
     peaks = _make_peaks(config, rng_layout, layout, targets)
-    sequences, peak_truth, functional = _plant_sequences(config, rng_seq, peaks, edges, tfs, pfms, thresholds)
+    sequences, peak_truth, functional = _plant_sequences(
+        config, rng_seq, peaks, edges, tfs, pfms, thresholds, paralogs, floors
+    )
 
     # cells
     C, T = config.n_cells, len(tfs)
@@ -843,6 +1048,7 @@ def simulate(config: SimulationConfig | None = None):
     tf_col = {t: i for i, t in enumerate(tfs)}
     for tf in _pathway_tfs(config.hierarchy):
         activity[:, tf_col[tf]] += config.signal_strength * sig_act[tf].to_numpy()
+    activity = _coexpress_paralogs(config, activity, tf_col, paralogs)
 
     # peak openness: per-peak base and cell-type offsets here; cell noise and TF response per chunk
     P = len(peaks)
@@ -953,6 +1159,16 @@ def simulate(config: SimulationConfig | None = None):
         list(config.hierarchy), columns=["source", "target", "sign", "level"]
     ).astype({"sign": np.int64})
     mdata.uns["truth_peaks"] = peak_truth.reset_index(drop=True)
+    coop = edges[edges["partner"] != ""]
+    mdata.uns["truth_cooperative"] = (
+        coop.loc[coop["tf"] < coop["partner"], ["gene", "tf", "partner"]]
+        .astype(str)
+        .sort_values(["gene", "tf"])
+        .reset_index(drop=True)
+    )
+    mdata.uns["truth_paralogs"] = pd.DataFrame(
+        {"tf": list(paralogs), "paralog": list(paralogs.values())}, dtype=str
+    )
     roles = (
         ["target"] * len(targets)
         + ["tf_regulator" if t in regulators else "tf_decoy" for t in tfs]
