@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -133,6 +134,19 @@ def test_threads_of_one_process_query_at_once(tmp_path):
 ONE_EPOCH = {"ops": {"gene_models": {"config": {"epochs": 1}}}}
 
 
+@contextmanager
+def _killed_on_failure():
+    """On a failure (e.g. a run past its timeout) SIGKILL every child before the pool's exit:
+    a worker still inside a Dagster run turns SIGTERM into a graceful interruption, so
+    ``Pool.terminate()`` would wait on it until pytest-timeout fired (it did, on 2 busy cores)."""
+    try:
+        yield
+    except BaseException:
+        for child in mp.active_children():
+            child.kill()
+        raise
+
+
 def _materialize_range(storage: str, home: str, genes: list[str], go) -> tuple[bool, str]:
     """A separate process: one batched range run of the model tables on the shared instance."""
     os.environ["DAGSTER_HOME"] = home
@@ -181,13 +195,13 @@ def test_parallel_range_runs_on_one_instance_with_a_reader(tmp_path):
     half = len(genes) // 2
     ranges = [genes[:half], genes[half:]]
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager, ctx.Pool(3) as pool:
+    with ctx.Manager() as manager, ctx.Pool(3) as pool, _killed_on_failure():
         stop, go = manager.Event(), manager.Event()
         reader = pool.apply_async(_table_reader, (str(storage), stop, go))
         runs = [pool.apply_async(_materialize_range, (str(storage), str(home), r, go)) for r in ranges]
         time.sleep(1.0)
         go.set()
-        outcomes = [r.get(timeout=220) for r in runs]
+        outcomes = [r.get(timeout=600) for r in runs]
         stop.set()
         stats = reader.get(timeout=60)
 
