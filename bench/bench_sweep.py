@@ -60,6 +60,7 @@ SETTINGS = {
     "steps_800": TrainConfig(steps=800),
     "lr_3e-4": TrainConfig(lr=3e-4),
     "batch_32": TrainConfig(batch_size=32),
+    "steps_200_batch_32": TrainConfig(steps=200, batch_size=32),  # the same cells seen, half the steps
     "no_sequence": TrainConfig(use_sequence=False),
     # the same models at their random initialisation, and at the GLM start before any training
     "untrained": TrainConfig(steps=1, lr=1e-12, min_lr=0.0, glm_start=False),
