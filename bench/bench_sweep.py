@@ -56,7 +56,8 @@ SETTINGS = {
     "no_glm_start_lr3e-3_steps1000": TrainConfig(glm_start=False, lr=3e-3, steps=1000),
     "no_standardize": TrainConfig(standardize_inputs=False),
     "best_spearman_ckpt": TrainConfig(checkpoint_metric="valid_spearman"),
-    "steps_200": TrainConfig(steps=200),
+    "steps_200": TrainConfig(steps=200),  # = the default since 2026-12-07
+    "steps_400": TrainConfig(steps=400),  # the default before
     "steps_800": TrainConfig(steps=800),
     "lr_3e-4": TrainConfig(lr=3e-4),
     "batch_32": TrainConfig(batch_size=32),
