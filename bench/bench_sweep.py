@@ -5,8 +5,9 @@ simulator``), builds the leak-free metacells, trains every target gene's model o
 setting, attributes with the exact IG and scores the network (mean |attribution| per
 candidate edge, :func:`~regnet_assets.science.attribution.grn.edge_scores`) against the
 simulator's true edges: AUROC and AUPRC over the candidate edges (scikit-learn). Baselines
-computed in the same run on the same candidates and metacells: the per-gene ridge on
-standardised candidate-TF expression and |Pearson r| of TF and gene
+computed in the same run on the same candidates and the same train metacells (as
+``grn_recovery`` fits them): the per-gene ridge and elastic net on standardised candidate-TF
+expression and |Pearson r| of TF and gene
 (``science.attribution.baselines``), plus the same models untrained. Model quality: the
 median **test** Spearman, beside the oracle ceiling and the cell-type × depth null.
 
@@ -32,6 +33,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 from regnet_assets.science.attribution import baselines  # noqa: E402
 from regnet_assets.science.attribution.grn import edge_scores  # noqa: E402
 from regnet_assets.science.attribution.ig import attribution_table, integrated_gradients  # noqa: E402
+from regnet_assets.science.common.obs import obs_column  # noqa: E402
 from regnet_assets.science.common.normalise import log_cp10k, row_totals  # noqa: E402
 from regnet_assets.science.dataset import candidates as cand  # noqa: E402
 from regnet_assets.science.dataset import motifs  # noqa: E402
@@ -85,7 +87,8 @@ def prepare(preset: str, seed: int):
     truth = truth_table(mdata, "truth_tf_gene", ["tf", "gene", "sign"])
     genes = sorted(set(truth["gene"]))
     inputs, skipped = build_gene_inputs(mc, links, candidates, genes)
-    rna = mc["rna"]
+    split = obs_column(mc, "split", mc["rna"].obs_names).astype(str).to_numpy()
+    rna = mc["rna"][split == "train"]  # the metacells the models train on, as grn_recovery fits them
     expression = pd.DataFrame(
         log_cp10k(rna.X, row_totals(rna.X), np.float64), index=rna.obs_names, columns=rna.var_names
     )
@@ -119,6 +122,7 @@ def main() -> None:
     rows = []
     for name, frame in (
         ("ridge", baselines.regression_scores(candidates, expression, "ridge")),
+        ("elastic_net", baselines.regression_scores(candidates, expression, "elastic_net", args.seed)),
         ("correlation", baselines.correlation_scores(candidates, expression)),
     ):
         auroc, auprc = score(universe, y, frame)
