@@ -33,8 +33,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 from regnet_assets.science.attribution import baselines  # noqa: E402
 from regnet_assets.science.attribution.grn import edge_scores  # noqa: E402
 from regnet_assets.science.attribution.ig import attribution_table, integrated_gradients  # noqa: E402
-from regnet_assets.science.common.obs import obs_column  # noqa: E402
 from regnet_assets.science.common.normalise import log_cp10k, row_totals  # noqa: E402
+from regnet_assets.science.common.obs import obs_column  # noqa: E402
 from regnet_assets.science.dataset import candidates as cand  # noqa: E402
 from regnet_assets.science.dataset import motifs  # noqa: E402
 from regnet_assets.science.dataset.links import peak_to_gene  # noqa: E402
