@@ -68,6 +68,10 @@ SETTINGS = {
     # the same models at their random initialisation, and at the GLM start before any training
     "untrained": TrainConfig(steps=1, lr=1e-12, min_lr=0.0, glm_start=False),
     "glm_start_only": TrainConfig(steps=1, lr=1e-12, min_lr=0.0),
+    # the GLM start's penalty: the ridge start (the default before), an elastic net halfway
+    "ridge_start": TrainConfig(glm_l1_ratio=0.0),
+    "ridge_start_only": TrainConfig(steps=1, lr=1e-12, min_lr=0.0, glm_l1_ratio=0.0),
+    "enet_start": TrainConfig(glm_l1_ratio=0.5),
 }
 PRESETS = {
     "small": (SimulationConfig.small, 60),

@@ -111,14 +111,20 @@ def _standardisation(x: GeneInputs, train: np.ndarray) -> dict[str, torch.Tensor
     return out
 
 
-def _glm_state(x: GeneInputs, state: dict, train: np.ndarray) -> dict[str, torch.Tensor]:
+def _glm_state(x: GeneInputs, state: dict, train: np.ndarray, config: TrainConfig) -> dict[str, torch.Tensor]:
     """Linear readout and output bias at the train split's Poisson GLM, head output at zero."""
 
     def z(v, k):
         return (np.asarray(v, np.float64) - state[f"{k}_shift"].numpy()) / state[f"{k}_scale"].numpy()
 
     coef, intercept = poisson_glm_start(
-        z(x.tf_exp, "tf"), z(x.covariates, "cov"), x.target, train, np.asarray(x.valid, bool)
+        z(x.tf_exp, "tf"),
+        z(x.covariates, "cov"),
+        x.target,
+        train,
+        np.asarray(x.valid, bool),
+        config.glm_l1_ratio,
+        config.seed,
     )
     return {
         "tf_lin_w": torch.as_tensor(coef),
@@ -177,7 +183,7 @@ def _train_chunk(inputs, config: TrainConfig, device, progress, chunk_info) -> l
         if config.standardize_inputs:
             state.update(_standardisation(x, train_mask))
         if config.glm_start and spec.tf_linear:
-            state.update(_glm_state(x, state, train_mask))
+            state.update(_glm_state(x, state, train_mask, config))
         model.load_gene_state(g, state)
     dtype = getattr(torch, config.dtype)
     model.to(device=device, dtype=dtype)
