@@ -26,8 +26,8 @@ class TrainConfig:
     stops TF learning early. TF expression and covariates are standardised with the train
     split's statistics and a linear TF readout sits beside the head (see ``module``), started at
     the train split's Poisson lasso (``glm_start``: a sparse start keeps paralog decoys out of
-    the ranking; default preset AUPRC 0.798 vs 0.748 from the ridge start, ``hard`` 0.583 vs
-    0.489, small 0.720 vs 0.729). TF expression feeds only that readout
+    the ranking; bench_sweep AUPRC on the default preset 0.798 vs 0.748 from the ridge start,
+    ``hard`` 0.583 vs 0.489, small 0.720 vs 0.729). TF expression feeds only that readout
     (``tf_in_head=False``): the head still sees peaks, sequences and covariates, but no second
     copy of the TFs to share their credit with. Measured on the small preset
     (``bench/bench_sweep.py``): AUPRC 0.732 vs 0.631 with TFs also in the head, test Spearman
