@@ -317,7 +317,8 @@ def test_user_file_and_human_network(run, genes, tmp_path, shared_instance):
 
 def test_tf_layer_from_the_regulatory_network_table(run, tmp_path, shared_instance):
     """tf_edges='regulatory_network' reads the attribution group's table (only its in-network
-    rows) and fails clearly while that table does not exist."""
+    rows) and fails clearly while that table does not exist; the default (auto) then falls back
+    to the candidates, says so, and takes the table once it exists."""
     storage = tmp_path / "storage"
     shutil.copytree(run[0], storage)
     config = _pkn_config(tf_edges="regulatory_network")
@@ -327,12 +328,19 @@ def test_tf_layer_from_the_regulatory_network_table(run, tmp_path, shared_instan
         "regulatory_network table does not exist"
         in result.get_step_failure_events()[0].event_specific_data.error.to_string()
     )
+    result = materialize(["pkn_edges"], storage, shared_instance)
+    assert result.success
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["tf_edges"].text == "gene_tf_candidates"
+    logs = [e.user_message for e in shared_instance.all_logs(result.run_id)]
+    assert any("regulatory_network is not materialized yet" in m for m in logs)
     truth = read_table(storage, "truth_tf_gene")
     net = truth.assign(score=1.0, in_network=True)
     extra = net.iloc[:1].assign(tf="NOT_IN_NETWORK", in_network=False)
     write_table(storage, "regulatory_network", pd.concat([net, extra], ignore_index=True))
-    result = materialize(["pkn_edges"], storage, shared_instance, run_config=config)
-    assert result.success
+    for run_config in (config, None):  # asked for by name, and the default once the table exists
+        result = materialize(["pkn_edges"], storage, shared_instance, run_config=run_config)
+        assert result.success
     pkn = read_table(storage, "pkn_edges")
     layer = pkn[pkn["origin"] == "regulatory_network"]
     assert len(layer) and set(zip(layer["source"], layer["target"])) <= set(
