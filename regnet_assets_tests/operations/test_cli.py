@@ -22,7 +22,7 @@ import yaml
 
 from regnet_assets.cli import main
 from regnet_assets.science.models.config import TrainConfig
-from regnet_assets.storage import query
+from regnet_assets.storage import query, read_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 TINY = {
@@ -71,6 +71,22 @@ def test_regnet_run_exits_0_with_progress_and_summary(ran):
     assert re.search(r"genes (\d+)/\1 .*ETA", proc.stderr)  # the progress bar reached the end
     assert re.search(r"genes (\d+)/\1 done", proc.stdout)  # the final summary
     assert "Sample query" in proc.stdout
+
+
+def test_regnet_run_wires_the_pkn_from_the_learned_network(ran):
+    """The run orders pkn_edges after regulatory_network (its declared dependency), so the
+    default TF layer (tf_edges=auto) is the network's in-network edges, not the candidates."""
+    storage, _, proc = ran
+    assert proc.returncode == 0
+    pkn = read_table(storage, "pkn_edges")
+    layer = pkn[pkn["origin"] == "regulatory_network"]
+    net = read_table(storage, "regulatory_network")
+    net = net[net["in_network"]]
+    assert "gene_tf_candidates" not in set(pkn["origin"]) and len(layer)
+    # every in-network edge whose TF the signalling layers reach, and nothing else
+    signalled = set(pkn.loc[pkn["origin"] != "regulatory_network", "source"])
+    expected = {(g + "_gene", tf) for g, tf in zip(net["gene"], net["tf"]) if tf in signalled}
+    assert set(zip(layer["source"], layer["target"])) == expected
 
 
 def test_regnet_sql_returns_rows_from_every_table_the_readme_lists(ran, capsys):
