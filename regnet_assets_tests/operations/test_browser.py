@@ -179,6 +179,9 @@ def test_lineage_graph_shows_every_group_and_asset(webserver, page):
     assert {"dataset", "models", "attribution", "network", "catalog"} <= set(groups)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
+    # wide enough that the whole graph (six group columns since the network group follows the
+    # attribution group) fits at a zoom where the UI still prints each group's asset count
+    page.set_viewport_size({"width": 2400, "height": 1400})
     page.goto(f"{url}/asset-groups", wait_until="networkidle", timeout=120_000)
     _dismiss_popups(page)
     missing = dict(groups)
@@ -199,6 +202,7 @@ def test_lineage_graph_shows_every_group_and_asset(webserver, page):
         shown = set(page.inner_text("body").split("\n"))
         assert assets <= shown, (group, sorted(assets - shown))
     page.screenshot(path=str(ARTIFACTS / f"group_{group}.png"), full_page=True)
+    page.set_viewport_size({"width": 1800, "height": 1400})  # the module's other pages as before
 
 
 def _launch_and_wait(page, url, params, seconds=540) -> tuple[str, str | None]:
