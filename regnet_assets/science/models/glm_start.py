@@ -81,9 +81,10 @@ def _sparse_glm(x, y, n_tfs, train, l1_ratio, seed) -> tuple[np.ndarray, float]:
         P2=penalised,
         cv=KFold(FOLDS, shuffle=True, random_state=seed),
     )
-    # one thread: a few dozen columns gain nothing from OpenMP/BLAS threads, which only spin
-    # (1.6x the CPU time) and oversubscribe the cores when runs train side by side
-    with threadpool_limits(1), warnings.catch_warnings():
+    # one OpenMP thread: a few dozen columns gain nothing from glum's OpenMP threads, which only
+    # spin (1.6x the CPU time) and oversubscribe the cores when runs train side by side. BLAS is
+    # left alone: openblas' global thread setting is not safe to flip while another thread is in it
+    with threadpool_limits(1, user_api="openmp"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # line searches stalling at weak penalties
         glm.fit(x[train], y[train])
     return glm.coef_[:n_tfs].astype(np.float32), float(glm.intercept_)
