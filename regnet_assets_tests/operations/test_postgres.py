@@ -49,6 +49,13 @@ WORKERS = 4
 LOCK_WORDS = ("database is locked", "could not set lock", "deadlock", "lock timeout", "conflicting lock")
 
 
+@pytest.fixture(autouse=True)
+def one_openmp_thread_per_run(monkeypatch):
+    """Four runs share 2 cores: the spawned runs start with one OpenMP thread each, or glum's
+    OpenMP threads (the GLM start) spin against each other (this test took 2x as long)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 def dataset_resource() -> DatasetResource:
     return DatasetResource(preset="small", n_target_genes=240, n_cells=400)
 

@@ -25,7 +25,6 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import PoissonRegressor
-from threadpoolctl import threadpool_limits
 
 ALPHAS = (1e-3, 1e-2, 1e-1, 1.0)  # the ridge start's grid of sklearn L2 strengths
 SOLVER = "newton-cholesky"  # exact Newton steps: fast where features are few
@@ -81,10 +80,7 @@ def _sparse_glm(x, y, n_tfs, train, l1_ratio, seed) -> tuple[np.ndarray, float]:
         P2=penalised,
         cv=KFold(FOLDS, shuffle=True, random_state=seed),
     )
-    # one OpenMP thread: a few dozen columns gain nothing from glum's OpenMP threads, which only
-    # spin (1.6x the CPU time) and oversubscribe the cores when runs train side by side. BLAS is
-    # left alone: openblas' global thread setting is not safe to flip while another thread is in it
-    with threadpool_limits(1, user_api="openmp"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # line searches stalling at weak penalties
         glm.fit(x[train], y[train])
     return glm.coef_[:n_tfs].astype(np.float32), float(glm.intercept_)
