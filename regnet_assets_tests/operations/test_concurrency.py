@@ -204,6 +204,11 @@ def test_parallel_range_runs_on_one_instance_with_a_reader(tmp_path):
         outcomes = [r.get(timeout=600) for r in runs]
         stop.set()
         stats = reader.get(timeout=60)
+        # every task is done: let the workers exit on the pool's sentinel instead of SIGTERM at
+        # the with's exit, which a worker whose signal handling a run changed may ignore (a
+        # worker then sat idle on the task queue until pytest-timeout, 2 of 5 tries here)
+        pool.close()
+        pool.join()
 
     assert outcomes == [(True, ""), (True, "")], outcomes
     assert stats["errors"] == [], stats["errors"][:3]
